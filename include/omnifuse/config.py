@@ -1,0 +1,72 @@
+"""Settings for omnifuse, read from the environment in one place.
+
+Every value has a documented default except secrets, which raise when missing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Airflow connection id that, when defined, points the pipeline at an external warehouse.
+WAREHOUSE_CONN_ID = "omnifuse_warehouse"
+
+#: Channels whose event files are ingested every day, in load order.
+EVENT_CHANNELS: tuple[str, ...] = ("web", "mobile", "social", "store")
+#: Daily snapshot sources that land in ``core``.
+SNAPSHOT_SOURCES: tuple[str, ...] = ("catalog", "crm")
+
+
+def project_root() -> Path:
+    """The repository root: ``OMNIFUSE_HOME`` or the folder holding ``dags/``."""
+    env = os.environ.get("OMNIFUSE_HOME")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "dags").is_dir() and (parent / "include").is_dir():
+            return parent
+    return Path.cwd()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Build with :func:`load_settings`."""
+
+    home: Path
+    state_dir: Path
+    landing_dir: Path
+    warehouse_url: str | None
+    late_window_days: int
+    sensor_timeout_s: int
+    sensor_poke_s: int
+
+    @property
+    def pgdata(self) -> Path:
+        return self.state_dir / "pgdata"
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment.
+
+    - ``OMNIFUSE_HOME``: project root (default: the checkout holding ``dags/``).
+    - ``OMNIFUSE_STATE_DIR``: embedded Postgres data, Airflow home (default ``$OMNIFUSE_HOME/.omnifuse``).
+    - ``OMNIFUSE_LANDING_DIR``: landing zone root (default ``$OMNIFUSE_STATE_DIR/landing``).
+    - ``OMNIFUSE_WAREHOUSE_URL``: external Postgres URL; unset means the embedded server.
+    - ``OMNIFUSE_LATE_WINDOW_DAYS``: how many days late an event may arrive and still be staged (default 3).
+    - ``OMNIFUSE_SENSOR_TIMEOUT_S`` / ``OMNIFUSE_SENSOR_POKE_S``: landing-file sensor timeout and
+      poke interval (defaults 6 h and 5 min).
+    """
+    home = project_root()
+    state = Path(os.environ.get("OMNIFUSE_STATE_DIR", home / ".omnifuse")).resolve()
+    landing = Path(os.environ.get("OMNIFUSE_LANDING_DIR", state / "landing")).resolve()
+    return Settings(
+        home=home,
+        state_dir=state,
+        landing_dir=landing,
+        warehouse_url=os.environ.get("OMNIFUSE_WAREHOUSE_URL") or None,
+        late_window_days=int(os.environ.get("OMNIFUSE_LATE_WINDOW_DAYS", "3")),
+        sensor_timeout_s=int(os.environ.get("OMNIFUSE_SENSOR_TIMEOUT_S", str(6 * 3600))),
+        sensor_poke_s=int(os.environ.get("OMNIFUSE_SENSOR_POKE_S", "300")),
+    )

@@ -1,0 +1,378 @@
+"""Landing zone → ``raw`` → ``staging`` / ``core`` snapshots, with quarantine and the load audit.
+
+One call of :func:`ingest_source` owns one (source, business date): in a single transaction, under a
+transaction-level advisory lock, it truncates that date's partitions, COPYs every landed line into
+``raw.<table>`` with lineage, types them into the source's target table with its ``.sql`` file, sends
+every other line to ``quarantine.<table>`` with a reason, and writes ``ops.load_audit`` — so a re-run
+replaces exactly what the run owns and a failure leaves the previous load in place.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import logging
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from fnmatch import fnmatch
+from pathlib import Path
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+from omnifuse import sources, warehouse
+from omnifuse.config import load_settings
+from omnifuse.sources import Source
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "_manifest.json"
+_BLOCK = 8 << 20  # decompressed bytes handed to COPY per step
+
+
+class LandingError(RuntimeError):
+    """A landed file is missing, truncated or corrupt. The message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    path: Path
+    relative: str  # "<folder>/<date>/<name>": what raw._source_file records
+    bytes: int
+    sha256: str
+    data_lines: int
+
+
+@dataclass
+class FileLoad:
+    """What landing one file found: data lines, header and column renames (CSV)."""
+
+    lines: int = 0
+    header: str | None = None
+    mapping: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def landing_folder(landing_dir: Path, source: Source, business_date: date) -> Path:
+    return Path(landing_dir) / source.folder / business_date.isoformat()
+
+
+def folder_ready(landing_dir: Path, folder: str, business_date: date) -> bool:
+    """True once the sender has written ``_manifest.json`` (it is written last) for that folder and day."""
+    return (Path(landing_dir) / folder / business_date.isoformat() / MANIFEST).is_file()
+
+
+def landed_files(landing_dir: Path, source: Source, business_date: date) -> list[LandedFile]:
+    """The files of ``source`` for ``business_date`` listed in the manifest, checked for presence and size."""
+    folder = landing_folder(landing_dir, source, business_date)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise LandingError(
+            f"{manifest_path}: no manifest, so the {source.folder} delivery for {business_date} is not complete. "
+            "Check that the sender delivered this day (the sensor waits for this file), then clear the task."
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        entries = manifest["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LandingError(f"{manifest_path}: unreadable manifest ({exc}); ask the sender to re-deliver it.") from exc
+    found = []
+    for entry in entries:
+        name = str(entry["name"])
+        if not any(fnmatch(name, pattern) for pattern in source.patterns):
+            continue
+        path = folder / name
+        relative = f"{source.folder}/{business_date.isoformat()}/{name}"
+        if not path.is_file():
+            raise LandingError(
+                f"{path}: listed in {MANIFEST} but missing. Nothing was loaded for {source.name} on "
+                f"{business_date}; ask the sender to re-deliver the file, then clear the task."
+            )
+        size = path.stat().st_size
+        if size != int(entry["bytes"]):
+            raise LandingError(
+                f"{path}: {size} bytes on disk but {entry['bytes']} in {MANIFEST} — the file is truncated or was "
+                f"overwritten. Nothing was loaded for {source.name} on {business_date}; ask for a re-delivery."
+            )
+        found.append(LandedFile(path, relative, size, str(entry["sha256"]), int(entry["data_lines"])))
+    if not found:
+        raise LandingError(
+            f"{folder}: the manifest lists no file matching {list(source.patterns)} for {source.name}; "
+            "check the sender's file naming."
+        )
+    return sorted(found, key=lambda f: f.relative)
+
+
+# --- COPY streams ----------------------------------------------------------------------------------------
+
+
+class _ChunkStream(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (what ``copy_expert`` reads from)."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buf) < size:
+            try:
+                self._buf += next(self._chunks)
+            except StopIteration:
+                break
+        if size < 0:
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+
+def _escape(block: bytes) -> bytes:
+    """Escape a block of lines for COPY text format (newlines stay: they separate the lines)."""
+    return block.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+
+
+def _clean_line(line: bytes) -> tuple[bytes, bytes]:
+    """Make one line storable as text: returns (escaped line, parse error or ``\\N``)."""
+    error = b"\\N"
+    if b"\x00" in line:
+        line, error = line.replace(b"\x00", b""), b"nul_byte"
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        line, error = line.decode("utf-8", errors="replace").encode(), b"invalid_utf8"
+    return _escape(line), error
+
+
+def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad) -> Iterator[bytes]:
+    """COPY rows (batch date, file, line no, line, fields, parse error) for a gzip NDJSON file."""
+    prefix = f"{business_date.isoformat()}\t{lf.relative}\t".encode()
+    line_no = 0
+    carry = b""
+    try:
+        with gzip.open(lf.path, "rb") as fh:
+            while True:
+                block = fh.read(_BLOCK)
+                if not block:
+                    break
+                parts = (carry + block).split(b"\n")
+                carry = parts.pop()
+                yield _rows_from_parts(parts, prefix, line_no)
+                line_no += len(parts)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise LandingError(
+            f"{lf.path}: corrupt or truncated gzip after {line_no} lines ({exc}). Nothing was loaded for "
+            f"{business_date}; ask the sender to re-deliver the file, then clear the task."
+        ) from exc
+    if carry:
+        yield _rows_from_parts([carry], prefix, line_no)
+        line_no += 1
+    stats.lines = line_no
+
+
+def _rows_from_parts(parts: list[bytes], prefix: bytes, start: int) -> bytes:
+    block = b"\n".join(parts)
+    clean = b"\x00" not in block
+    if clean:
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            clean = False
+    if clean:
+        escaped = _escape(block).split(b"\n") if parts else []
+        return b"".join([b"%s%d\t%s\t\\N\t\\N\n" % (prefix, n, line)
+                         for n, line in enumerate(escaped, start=start + 1)])
+    out = []
+    for n, line in enumerate(parts, start=start + 1):
+        text, error = _clean_line(line)
+        out.append(b"%s%d\t%s\t\\N\t%s\n" % (prefix, n, text, error))
+    return b"".join(out)
+
+
+def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLoad) -> Iterator[bytes]:
+    """COPY rows for a CSV file; ``fields`` holds the columns keyed by canonical name."""
+    data = lf.path.read_bytes()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if not lines:
+        raise LandingError(f"{lf.path}: empty file (no header). Ask the sender to re-deliver it.")
+    header_text = lines[0].decode("utf-8", errors="replace").rstrip("\r")
+    header = [h.strip() for h in next(csv.reader([header_text]))]
+    canonical = []
+    for column in header:
+        target = source.aliases.get(column, column)
+        if target != column:
+            stats.mapping[column] = target
+            stats.notes.append(f"{lf.relative}: column '{column}' mapped to '{target}'")
+        canonical.append(target)
+    missing = [c for c in source.required_columns if c not in canonical]
+    header_error = f"missing_column:{missing[0]}".encode() if missing else None
+    if missing:
+        stats.notes.append(f"{lf.relative}: header lacks {missing} (header: {header_text}); rows quarantined")
+    unknown = [c for c in canonical if c not in source.columns]
+    if unknown:
+        stats.notes.append(f"{lf.relative}: unexpected columns {unknown} kept in raw.fields")
+    stats.header = header_text
+    prefix = f"{business_date.isoformat()}\t{lf.relative}\t".encode()
+    width = len(canonical)
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    out: list[bytes] = []
+    for n, raw_line in enumerate(lines[1:], start=2):
+        text, error = _clean_line(raw_line.rstrip(b"\r"))
+        fields = b"\\N"
+        if header_error is not None and error == b"\\N":
+            error = header_error
+        if error == b"\\N":
+            row = next(csv.reader([raw_line.rstrip(b"\r").decode("utf-8")]), [])
+            if len(row) != width:
+                error = b"wrong_field_count"
+            else:
+                fields = _escape(dumps(dict(zip(canonical, row, strict=True))).encode())
+        out.append(b"%s%d\t%s\t%s\t%s\n" % (prefix, n, text, fields, error))
+        if len(out) >= 50_000:
+            yield b"".join(out)
+            out = []
+    if out:
+        yield b"".join(out)
+    stats.lines = len(lines) - 1
+
+
+# --- the load --------------------------------------------------------------------------------------------
+
+
+def _partition(schema: str, table: str, business_date: date) -> sql.Identifier:
+    return sql.Identifier(schema, f"{table}_p{business_date:%Y%m%d}")
+
+
+def _fresh_partition(cur, schema: str, table: str, business_date: date) -> sql.Identifier:
+    """Create the partition of ``schema.table`` for the date if needed, and empty it (this transaction owns it)."""
+    part = _partition(schema, table, business_date)
+    cur.execute(
+        sql.SQL("create table if not exists {} partition of {} for values in ({})").format(
+            part, sql.Identifier(schema, table), sql.Literal(business_date.isoformat())
+        )
+    )
+    cur.execute(sql.SQL("truncate {}").format(part))
+    return part
+
+
+def _lock_key(source: Source, business_date: date) -> int:
+    digest = hashlib.blake2b(f"ingest:{source.name}:{business_date}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def load_source(
+    cur: psycopg2.extensions.cursor,
+    source: Source,
+    business_date: date,
+    files: list[LandedFile],
+    late_window_days: int,
+) -> dict[str, object]:
+    """Land, type, quarantine and audit one (source, date) inside the caller's transaction."""
+    started = time.perf_counter()
+    cur.execute("set local timezone = 'UTC'")
+    cur.execute("select pg_advisory_xact_lock(%s)", (_lock_key(source, business_date),))
+    raw_part = _fresh_partition(cur, "raw", source.table, business_date)
+    _fresh_partition(cur, "quarantine", source.table, business_date)
+    target_schema, target_table = source.target.split(".")
+    if target_schema == "staging" or target_table.endswith("_snapshots"):
+        _fresh_partition(cur, target_schema, target_table, business_date)
+    cur.execute(
+        "delete from ops.landed_files where source = %s and business_date = %s", (source.name, business_date)
+    )
+
+    copy = sql.SQL("copy {} (_batch_date, _source_file, _line_no, line, fields, _parse_error) from stdin").format(
+        raw_part
+    )
+    lines_read = 0
+    notes: list[str] = []
+    for lf in files:
+        stats = FileLoad()
+        rows = (_ndjson_rows(lf, business_date, stats) if source.fmt == "ndjson"
+                else _csv_rows(lf, source, business_date, stats))
+        warehouse.copy_from(cur, copy, _ChunkStream(rows))
+        if stats.lines != lf.data_lines:
+            raise LandingError(
+                f"{lf.path}: {stats.lines} data lines read but the manifest promises {lf.data_lines} — the file is "
+                f"truncated or was rewritten. Nothing was loaded for {source.name} on {business_date}; "
+                "ask for a re-delivery."
+            )
+        lines_read += stats.lines
+        notes.extend(stats.notes)
+        cur.execute(
+            """
+            insert into ops.landed_files
+                (source, business_date, source_file, bytes, sha256, data_lines, header, column_mapping)
+            values (%s, %s, %s, %s, %s, %s, %s, %s)
+            """,
+            (source.name, business_date, lf.relative, lf.bytes, lf.sha256, stats.lines, stats.header,
+             json.dumps(stats.mapping)),
+        )
+    landed_s = time.perf_counter() - started
+
+    cur.execute(warehouse.sql_text(source.stage_sql),
+                {"business_date": business_date, "late_window_days": late_window_days})
+    rows_staged, duplicates, by_reason = cur.fetchone()
+    quarantined = sum(by_reason.values())
+    if rows_staged + quarantined + duplicates != lines_read:
+        raise RuntimeError(
+            f"{source.name} {business_date}: accounting does not reconcile — {lines_read} lines read but "
+            f"{rows_staged} staged + {quarantined} quarantined + {duplicates} duplicates; this is a bug in "
+            f"{source.stage_sql}, the load was rolled back."
+        )
+    cur.execute(
+        """
+        insert into ops.load_audit as a (channel, business_date, files, lines_read, rows_staged, rows_quarantined,
+                                         duplicates_dropped, quarantine_by_reason, notes, loaded_at)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+        on conflict (channel, business_date) do update set
+            files = excluded.files, lines_read = excluded.lines_read, rows_staged = excluded.rows_staged,
+            rows_quarantined = excluded.rows_quarantined, duplicates_dropped = excluded.duplicates_dropped,
+            quarantine_by_reason = excluded.quarantine_by_reason, notes = excluded.notes,
+            loaded_at = excluded.loaded_at
+        """,
+        (source.name, business_date, len(files), lines_read, rows_staged, quarantined, duplicates,
+         json.dumps(by_reason, sort_keys=True), json.dumps(notes)),
+    )
+    return {
+        "source": source.name,
+        "business_date": business_date.isoformat(),
+        "files": len(files),
+        "lines_read": lines_read,
+        "rows_staged": rows_staged,
+        "rows_quarantined": quarantined,
+        "duplicates_dropped": duplicates,
+        "quarantine_by_reason": dict(sorted(by_reason.items())),
+        "notes": notes,
+        "seconds": round(time.perf_counter() - started, 3),
+        "landing_seconds": round(landed_s, 3),
+    }
+
+
+def ingest_source(
+    source_name: str,
+    business_date: date,
+    *,
+    landing_dir: Path | None = None,
+    url: str | None = None,
+    late_window_days: int | None = None,
+) -> dict[str, object]:
+    """Load one source for one business date in one transaction; returns a small summary for XCom."""
+    settings = load_settings()
+    source = sources.get(source_name)
+    landing = Path(landing_dir) if landing_dir else settings.landing_dir
+    files = landed_files(landing, source, business_date)
+    window = settings.late_window_days if late_window_days is None else late_window_days
+    with warehouse.transaction(url) as cur:
+        summary = load_source(cur, source, business_date, files, window)
+    log.info("%s %s: %s", source.name, business_date, summary)
+    return summary

@@ -1,0 +1,54 @@
+"""What each landing source looks like: its folder, files, format, columns and staging SQL.
+
+One module per source (``web``, ``mobile``, ``social``, ``store``, ``catalog``, ``crm``); each exports
+``SOURCES``, a tuple of :class:`Source`. :data:`REGISTRY` maps source names to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Source:
+    """One kind of landed file and the tables it feeds.
+
+    ``table`` names ``raw.<table>`` and ``quarantine.<table>``; ``target`` is the typed table the staging
+    SQL (``sql/<stage_sql>``) writes, partitioned by ``target_partition_key``.
+    """
+
+    name: str
+    folder: str
+    patterns: tuple[str, ...]
+    fmt: Literal["ndjson", "csv"]
+    table: str
+    target: str
+    stage_sql: str
+    columns: tuple[str, ...] = ()
+    aliases: dict[str, str] = field(default_factory=dict)
+    doc: str = ""
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return self.columns
+
+
+def _registry() -> dict[str, Source]:
+    from omnifuse.sources import catalog, crm, mobile, social, store, web
+
+    found: dict[str, Source] = {}
+    for module in (catalog, crm, web, mobile, social, store):
+        for source in module.SOURCES:
+            found[source.name] = source
+    return found
+
+
+REGISTRY: dict[str, Source] = _registry()
+
+
+def get(name: str) -> Source:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown source {name!r}; known sources: {sorted(REGISTRY)}") from None

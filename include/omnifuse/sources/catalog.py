@@ -1,0 +1,38 @@
+"""The daily catalog delivery: product snapshot, store list and FX rates (CSV)."""
+
+from __future__ import annotations
+
+from omnifuse.sources import Source
+
+SOURCES = (
+    Source(
+        name="catalog",
+        folder="catalog",
+        patterns=("products.csv",),
+        fmt="csv",
+        table="products",
+        target="core.product_snapshots",
+        stage_sql="ingest/core_products.sql",
+        columns=("sku", "name", "category", "brand", "price", "currency", "stock", "repeatable", "in_store"),
+    ),
+    Source(
+        name="stores",
+        folder="catalog",
+        patterns=("stores.csv",),
+        fmt="csv",
+        table="stores",
+        target="core.stores",
+        stage_sql="ingest/core_stores.sql",
+        columns=("store_id", "city", "timezone", "currency"),
+    ),
+    Source(
+        name="fx_rates",
+        folder="catalog",
+        patterns=("fx_rates.csv",),
+        fmt="csv",
+        table="fx_rates",
+        target="core.fx_rates",
+        stage_sql="ingest/core_fx_rates.sql",
+        columns=("rate_date", "currency", "rate_to_eur"),
+    ),
+)

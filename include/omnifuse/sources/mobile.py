@@ -1,0 +1,19 @@
+"""Mobile app events: gzip JSON lines with nested ``properties`` and ``app``; epoch milliseconds."""
+
+from __future__ import annotations
+
+from omnifuse.sources import Source
+
+SOURCES = (
+    Source(
+        name="mobile",
+        folder="mobile",
+        patterns=("events*.json.gz",),
+        fmt="ndjson",
+        table="mobile_events",
+        target="staging.mobile_events",
+        stage_sql="ingest/stg_mobile_events.sql",
+        doc="device_id always, user_id (the CRM customer id) when logged in; events view_item, tap_item, "
+        "add_to_cart, purchase.",
+    ),
+)

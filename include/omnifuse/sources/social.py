@@ -1,0 +1,19 @@
+"""Social interactions: CSV of likes, shares, comments and reviews; local time with a UTC offset."""
+
+from __future__ import annotations
+
+from omnifuse.sources import Source
+
+SOURCES = (
+    Source(
+        name="social",
+        folder="social",
+        patterns=("interactions*.csv",),
+        fmt="csv",
+        table="social_interactions",
+        target="staging.social_interactions",
+        stage_sql="ingest/stg_social_interactions.sql",
+        columns=("interaction_id", "platform", "handle", "action", "sku", "occurred_at", "text"),
+        aliases={"user_handle": "handle", "comment": "text"},
+    ),
+)

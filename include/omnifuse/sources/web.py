@@ -1,0 +1,19 @@
+"""Web clickstream: gzip NDJSON, one event per line, nested ``product`` and ``context``; ISO-8601 UTC."""
+
+from __future__ import annotations
+
+from omnifuse.sources import Source
+
+SOURCES = (
+    Source(
+        name="web",
+        folder="web",
+        patterns=("events*.ndjson.gz",),
+        fmt="ndjson",
+        table="web_events",
+        target="staging.web_events",
+        stage_sql="ingest/stg_web_events.sql",
+        doc="cookie_id + session_id always, customer_id when logged in; types product_view, product_click, "
+        "add_to_cart, checkout_complete.",
+    ),
+)

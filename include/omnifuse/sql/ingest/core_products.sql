@@ -1,0 +1,98 @@
+-- core_products: the catalog snapshot of one business date (raw.products, CSV columns in raw.fields) into
+-- core.product_snapshots (grain: one product per snapshot date), then core.products (latest snapshot wins;
+-- a backfill of an older date never overwrites a newer one).
+-- Parameters: business_date. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
+with
+
+raw_lines as (
+    select _batch_date, _source_file, _line_no, line, fields, _parse_error
+    from raw.products
+    where _batch_date = %(business_date)s
+),
+
+extracted as materialized (
+    select
+        raw_lines.*,
+        nullif(fields ->> 'sku', '') as product_id,
+        nullif(fields ->> 'name', '') as name,
+        nullif(fields ->> 'category', '') as category,
+        nullif(fields ->> 'brand', '') as brand,
+        nullif(fields ->> 'price', '') as price_text,
+        coalesce(nullif(fields ->> 'currency', ''), 'EUR') as currency,
+        nullif(fields ->> 'stock', '') as stock_text,
+        lower(coalesce(fields ->> 'repeatable', 'false')) as repeatable_text,
+        lower(coalesce(fields ->> 'in_store', 'false')) as in_store_text
+    from raw_lines
+),
+
+classified as (
+    select
+        extracted.*,
+        case
+            when _parse_error is not null then _parse_error
+            when product_id is null then 'missing_field:sku'
+            when name is null then 'missing_field:name'
+            when category is null then 'missing_field:category'
+            when brand is null then 'missing_field:brand'
+            when price_text is null then 'missing_field:price'
+            when not ops.is_valid_input(price_text, 'numeric') or price_text::numeric <= 0 then 'invalid_price'
+            when currency <> 'EUR' then 'unknown_currency'
+            when not ops.is_valid_input(coalesce(stock_text, '0'), 'integer') or coalesce(stock_text, '0')::integer < 0
+                then 'invalid_stock'
+            when not ops.is_valid_input(repeatable_text, 'boolean') or not ops.is_valid_input(in_store_text, 'boolean')
+                then 'invalid_boolean'
+        end as reason
+    from extracted
+),
+
+valid as (
+    select
+        classified.*,
+        row_number() over (partition by product_id order by _source_file, _line_no) as copy_no
+    from classified
+    where reason is null
+),
+
+quarantined as (
+    insert into quarantine.products (_batch_date, _source_file, _line_no, line, reason, detail)
+    select _batch_date, _source_file, _line_no, line, reason, 'sku=' || coalesce(product_id, '')
+    from classified
+    where reason is not null
+    returning reason
+),
+
+staged as (
+    insert into core.product_snapshots (
+        snapshot_date, product_id, name, category, brand, price, currency, stock, repeatable, in_store
+    )
+    select
+        _batch_date, product_id, name, category, brand, price_text::numeric, currency,
+        coalesce(stock_text, '0')::integer, repeatable_text::boolean, in_store_text::boolean
+    from valid
+    where copy_no = 1
+    returning *
+),
+
+current_products as (
+    insert into core.products as p (
+        product_id, name, category, brand, price, currency, stock, repeatable, in_store, snapshot_date
+    )
+    select product_id, name, category, brand, price, currency, stock, repeatable, in_store, snapshot_date
+    from staged
+    on conflict (product_id) do update set
+        name = excluded.name, category = excluded.category, brand = excluded.brand, price = excluded.price,
+        currency = excluded.currency, stock = excluded.stock, repeatable = excluded.repeatable,
+        in_store = excluded.in_store, snapshot_date = excluded.snapshot_date
+    where p.snapshot_date <= excluded.snapshot_date
+    returning 1
+),
+
+final as (
+    select
+        (select count(*) from staged) + 0 * (select count(*) from current_products) as rows_staged,
+        (select count(*) from valid where copy_no > 1) as duplicates_dropped,
+        (select coalesce(jsonb_object_agg(reason, n), '{}'::jsonb)
+         from (select reason, count(*) as n from quarantined group by reason) as by_reason) as quarantine_by_reason
+)
+
+select * from final

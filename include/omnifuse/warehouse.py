@@ -1,0 +1,300 @@
+"""The warehouse: connections, the embedded PostgreSQL server, migrations and COPY helpers.
+
+The warehouse is whichever Postgres :func:`warehouse_url` names: ``OMNIFUSE_WAREHOUSE_URL``, else the
+Airflow connection ``omnifuse_warehouse`` given as ``AIRFLOW_CONN_OMNIFUSE_WAREHOUSE``, else an embedded
+server (the ``pgserver`` package) whose data lives under ``$OMNIFUSE_STATE_DIR/pgdata``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from omnifuse.config import WAREHOUSE_CONN_ID, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+#: Advisory lock key that serialises schema migrations across processes.
+MIGRATION_LOCK_KEY = 72_100_001
+#: Databases the embedded server holds besides ``postgres``.
+AIRFLOW_DB = "airflow"
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse problem a data engineer has to act on; the message says what to do."""
+
+
+def _embedded_server(settings: Settings):  # -> pgserver.PostgresServer
+    import pgserver  # imported lazily: it starts processes and locks files
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process so Airflow tasks in other processes share it.
+    return pgserver.get_server(settings.pgdata, cleanup_mode=None)
+
+
+def _socket_dir(settings: Settings) -> Path:
+    """The unix-socket folder of the running embedded server (line 5 of ``postmaster.pid``)."""
+    pid_file = settings.pgdata / "postmaster.pid"
+    try:
+        return Path(pid_file.read_text().splitlines()[4].strip())
+    except (OSError, IndexError):
+        return settings.pgdata
+
+
+def _embedded_url(settings: Settings, database: str = "postgres") -> str:
+    return f"postgresql://postgres:@/{database}?host={quote(str(_socket_dir(settings)))}"
+
+
+#: Server settings for the embedded, single-node warehouse: bulk loads skip WAL where Postgres allows it
+#: (tables created or truncated in the loading transaction) and checkpoints stay out of the way.
+EMBEDDED_SETTINGS = {
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "max_wal_size": "8GB",
+    "shared_buffers": "512MB",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "256MB",
+    "max_connections": "200",
+}
+
+
+def _tune_embedded(settings: Settings) -> None:
+    """Apply :data:`EMBEDDED_SETTINGS` once; restarts the server when a setting needs it."""
+    url = _embedded_url(settings)
+    with contextlib.closing(psycopg2.connect(url)) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            changed = False
+            for name, value in EMBEDDED_SETTINGS.items():
+                cur.execute("select current_setting(%s)", (name,))
+                current = cur.fetchone()[0]
+                if current.lower() != value.lower():
+                    cur.execute(sql.SQL("alter system set {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+                    changed = True
+    if changed:
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=settings.pgdata, user=_pg_user(), timeout=60)
+
+
+def _pg_user() -> str | None:
+    # pgserver runs the server as the 'pgserver' system user when we are root.
+    return "pgserver" if os.geteuid() == 0 else None
+
+
+def _embedded_running(settings: Settings) -> bool:
+    pid_file = settings.pgdata / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def warehouse_url(settings: Settings | None = None, *, start: bool = True) -> str:
+    """The libpq URL of the warehouse; starts the embedded server when it is the one in use."""
+    settings = settings or load_settings()
+    if settings.warehouse_url:
+        return settings.warehouse_url
+    conn_env = os.environ.get(f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}")
+    if conn_env:
+        # Airflow writes "postgres://"; libpq accepts both spellings.
+        return conn_env
+    if start and not _embedded_running(settings):
+        up(settings)
+    return _embedded_url(settings)
+
+
+def is_embedded(settings: Settings | None = None) -> bool:
+    settings = settings or load_settings()
+    return not settings.warehouse_url and not os.environ.get(f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}")
+
+
+def up(settings: Settings | None = None) -> str:
+    """Start the embedded server (idempotent), create the Airflow database, apply migrations."""
+    settings = settings or load_settings()
+    if not is_embedded(settings):
+        raise WarehouseError(
+            "An external warehouse is configured (OMNIFUSE_WAREHOUSE_URL or AIRFLOW_CONN_OMNIFUSE_WAREHOUSE); "
+            "'warehouse up' only manages the embedded server. Unset it to use the embedded one."
+        )
+    _embedded_server(settings)
+    _tune_embedded(settings)
+    url = _embedded_url(settings)
+    with contextlib.closing(psycopg2.connect(url)) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("select 1 from pg_database where datname = %s", (AIRFLOW_DB,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("create database {}").format(sql.Identifier(AIRFLOW_DB)))
+    migrate(url)
+    return url
+
+
+def down(settings: Settings | None = None) -> bool:
+    """Stop the embedded server; returns False when it was not running."""
+    settings = settings or load_settings()
+    if not _embedded_running(settings):
+        return False
+    from pgserver._commands import pg_ctl
+
+    pg_ctl(["-m", "fast", "-w", "stop"], pgdata=settings.pgdata, user=_pg_user(), timeout=60)
+    return True
+
+
+def airflow_sql_alchemy_conn(settings: Settings | None = None) -> str:
+    """SQLAlchemy URL for Airflow's own metadata database in the embedded server."""
+    settings = settings or load_settings()
+    return f"postgresql+psycopg2://postgres:@/{AIRFLOW_DB}?host={quote(str(_socket_dir(settings)))}"
+
+
+def connect(url: str | None = None) -> psycopg2.extensions.connection:
+    """A new psycopg2 connection to the warehouse (not autocommit)."""
+    conn = psycopg2.connect(url or warehouse_url())
+    return conn
+
+
+@contextlib.contextmanager
+def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
+    """One transaction on a fresh connection: commit on success, roll back on error."""
+    conn = connect(url)
+    try:
+        with conn:  # commits or rolls back
+            with conn.cursor() as cur:
+                yield cur
+    finally:
+        conn.close()
+
+
+def describe(url: str) -> str:
+    """A URL safe to print: the password is masked."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+# --- SQL files -----------------------------------------------------------------------------------------
+
+
+def sql_text(name: str) -> str:
+    """The text of ``include/omnifuse/sql/<name>``."""
+    return resources.files("omnifuse").joinpath("sql", name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    text: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def migrations() -> list[Migration]:
+    """All migrations under ``sql/migrations``, ordered by version."""
+    folder = resources.files("omnifuse").joinpath("sql", "migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise WarehouseError(f"two migrations share a version number: {[m.name for m in found]}")
+    return found
+
+
+def migrate(url: str | None = None) -> list[str]:
+    """Apply pending migrations once each, under a transaction-level advisory lock.
+
+    Returns the names applied by this call. A migration whose file changed after it was applied raises:
+    write a new migration instead of editing an applied one.
+    """
+    applied_now: list[str] = []
+    with transaction(url) as cur:
+        cur.execute("select pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        cur.execute(
+            """
+            create schema if not exists ops;
+            create table if not exists ops.schema_migrations (
+                version integer primary key,
+                name text not null,
+                checksum text not null,
+                applied_at timestamptz not null default now()
+            );
+            """
+        )
+        cur.execute("select version, name, checksum from ops.schema_migrations")
+        done = {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+        for migration in migrations():
+            if migration.version in done:
+                name, checksum = done[migration.version]
+                if checksum != migration.checksum:
+                    raise WarehouseError(
+                        f"migration {migration.name} was edited after it was applied as {name}; "
+                        "add a new migration file instead of changing an applied one"
+                    )
+                continue
+            log.info("applying migration %s", migration.name)
+            cur.execute(migration.text)
+            cur.execute(
+                "insert into ops.schema_migrations (version, name, checksum) values (%s, %s, %s)",
+                (migration.version, migration.name, migration.checksum),
+            )
+            applied_now.append(migration.name)
+    return applied_now
+
+
+def status(settings: Settings | None = None) -> dict[str, object]:
+    """What the warehouse looks like: which server, whether it runs, applied migrations."""
+    settings = settings or load_settings()
+    info: dict[str, object] = {"embedded": is_embedded(settings)}
+    if is_embedded(settings):
+        info["pgdata"] = str(settings.pgdata)
+        info["running"] = _embedded_running(settings)
+        if not info["running"]:
+            return info
+    url = warehouse_url(settings, start=False)
+    info["url"] = describe(url)
+    with contextlib.closing(connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("show server_version")
+        info["server_version"] = cur.fetchone()[0]
+        cur.execute("select to_regclass('ops.schema_migrations') is not null")
+        if cur.fetchone()[0]:
+            cur.execute("select count(*), coalesce(max(version), 0) from ops.schema_migrations")
+            count, latest = cur.fetchone()
+            info["migrations_applied"] = count
+            info["latest_migration"] = latest
+    return info
+
+
+def copy_from(cur: psycopg2.extensions.cursor, statement: sql.Composable, stream) -> None:
+    """Run ``COPY ... FROM STDIN`` with a file-like ``stream``."""
+    cur.copy_expert(statement.as_string(cur), stream, size=1 << 20)
+
+
+def pgdata_path(settings: Settings | None = None) -> Path:
+    return (settings or load_settings()).pgdata
