@@ -23,6 +23,7 @@ from datetime import date
 from fnmatch import fnmatch
 from pathlib import Path
 
+import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
@@ -118,6 +119,7 @@ class _ChunkStream(io.RawIOBase):
     def __init__(self, chunks: Iterable[bytes]):
         self._chunks: Iterator[bytes] = iter(chunks)
         self._buf = b""
+        self.error: BaseException | None = None  # what the producer raised (psycopg2 only reports "read failed")
 
     def readable(self) -> bool:
         return True
@@ -128,6 +130,9 @@ class _ChunkStream(io.RawIOBase):
                 self._buf += next(self._chunks)
             except StopIteration:
                 break
+            except Exception as exc:
+                self.error = exc
+                raise
         if size < 0:
             out, self._buf = self._buf, b""
         else:
@@ -299,7 +304,13 @@ def load_source(
         stats = FileLoad()
         rows = (_ndjson_rows(lf, business_date, stats) if source.fmt == "ndjson"
                 else _csv_rows(lf, source, business_date, stats))
-        warehouse.copy_from(cur, copy, _ChunkStream(rows))
+        stream = _ChunkStream(rows)
+        try:
+            warehouse.copy_from(cur, copy, stream)
+        except psycopg2.Error:
+            if stream.error is not None:
+                raise stream.error from None
+            raise
         if stats.lines != lf.data_lines:
             raise LandingError(
                 f"{lf.path}: {stats.lines} data lines read but the manifest promises {lf.data_lines} — the file is "

@@ -1,0 +1,130 @@
+"""
+# omnifuse_ingest
+
+**One run owns one business date** (the day that just ended, or `{"business_date": "YYYY-MM-DD"}` in the
+run conf to load any date by hand). Re-running a run, a task or a day replaces exactly what it owns.
+
+| step | reads | writes |
+| --- | --- | --- |
+| `wait_for_<folder>` | `<landing>/<folder>/<date>/_manifest.json` | — |
+| `load_catalog` | `catalog/<date>/*.csv` | `core.products` (+ snapshots), `core.stores`, `core.fx_rates` |
+| `load_crm` | `crm/<date>/customers.csv` | `core.customer_snapshots`, `core.customers` |
+| `load_<channel>` | the channel's files | `raw.*`, `staging.*`, `quarantine.*` |
+| `report_load` | `ops.load_audit` | task log |
+
+Every load writes `ops.load_audit` (lines read = staged + quarantined + duplicates dropped) and
+`ops.landed_files`. Malformed or rule-breaking lines go to `quarantine.<table>` with a `reason`.
+
+**When a task fails**: the log names the file, the date and what to do. A sensor that times out means the
+sender did not deliver that folder: check the landing zone, then clear the task. A `LandingError` means a
+file is missing, truncated or corrupt: ask for a re-delivery, then clear the task; nothing was half-loaded.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, PokeReturnValue, dag, get_current_context, task
+from omnifuse.config import load_settings
+
+SETTINGS = load_settings()
+EVENT_LOADS = {
+    "web": "load_web_events",
+    "mobile": "load_mobile_events",
+    "social": "load_social_interactions",
+    "store": "load_store_sales",
+}
+DEFAULT_ARGS = {
+    "owner": "data-platform",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=30),
+}
+
+
+def _business_date():
+    from omnifuse.runs import business_date_for
+
+    ctx = get_current_context()
+    run = ctx["dag_run"]
+    return business_date_for(run.conf, ctx.get("data_interval_start"), ctx.get("logical_date"))
+
+
+def _wait_for(folder: str):
+    @task.sensor(
+        task_id=f"wait_for_{folder}",
+        mode="reschedule",
+        poke_interval=SETTINGS.sensor_poke_s,
+        timeout=SETTINGS.sensor_timeout_s,
+        doc_md=f"Waits for `<landing>/{folder}/<date>/_manifest.json`, which the sender writes last. "
+        "On timeout the delivery never came: check with the sender, then clear this task.",
+    )
+    def wait() -> PokeReturnValue:
+        from omnifuse.ingest import folder_ready
+
+        day = _business_date()
+        ready = folder_ready(SETTINGS.landing_dir, folder, day)
+        if not ready:
+            print(f"waiting for {SETTINGS.landing_dir / folder / day.isoformat() / '_manifest.json'}")
+        return PokeReturnValue(is_done=ready)
+
+    return wait()
+
+
+def _load(task_id: str, source_names: tuple[str, ...], doc: str):
+    @task(task_id=task_id, doc_md=doc)
+    def load() -> list[dict]:
+        from omnifuse.ingest import ingest_source
+
+        day = _business_date()
+        summaries = []
+        for name in source_names:
+            summary = ingest_source(name, day, landing_dir=SETTINGS.landing_dir)
+            summary.pop("notes", None)
+            summaries.append(summary)
+        return summaries
+
+    return load()
+
+
+@dag(
+    dag_id="omnifuse_ingest",
+    schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC", interval=timedelta(days=1)),
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=3,
+    default_args=DEFAULT_ARGS,
+    tags=["omnifuse", "ingest"],
+    doc_md=__doc__,
+)
+def omnifuse_ingest():
+    catalog = _load(
+        "load_catalog", ("catalog", "stores", "fx_rates"),
+        "Loads the day's catalog delivery into `core.product_snapshots`/`core.products`, `core.stores` and "
+        "`core.fx_rates`. Event loads wait for it: unknown SKUs and prices are judged against this snapshot.",
+    )
+    crm = _load("load_crm", ("crm",), "Loads the CRM snapshot into `core.customer_snapshots` and `core.customers`.")
+    _wait_for("catalog") >> catalog
+    _wait_for("crm") >> crm
+    loads = [crm]
+    for folder, task_id in EVENT_LOADS.items():
+        load = _load(
+            task_id, (folder,),
+            f"COPYs `{folder}` files into `raw`, types them into `staging`, quarantines the rest with a reason, "
+            "and writes `ops.load_audit`. One transaction: a failure leaves the previous load of the date intact.",
+        )
+        [_wait_for(folder), catalog] >> load
+        loads.append(load)
+
+    @task(doc_md="Logs the day's `ops.load_audit` rows as a table; fails if any channel does not reconcile.")
+    def report_load() -> dict:
+        from omnifuse.report import load_report
+
+        return load_report(_business_date())
+
+    loads >> report_load()
+
+
+ingest_dag = omnifuse_ingest()

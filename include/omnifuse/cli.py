@@ -1,0 +1,191 @@
+"""The ``omnifuse`` command: ``warehouse``, ``generate``, ``airflow-env``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from omnifuse.config import load_settings
+
+
+def airflow_env(settings=None) -> dict[str, str]:
+    """Environment that points Airflow at the embedded metadata database and this project's DAGs."""
+    from omnifuse import warehouse
+
+    settings = settings or load_settings()
+    env = {
+        "AIRFLOW_HOME": str(settings.state_dir / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.home / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.home / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+        "OMNIFUSE_HOME": str(settings.home),
+        "OMNIFUSE_STATE_DIR": str(settings.state_dir),
+        "OMNIFUSE_LANDING_DIR": str(settings.landing_dir),
+    }
+    if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ and warehouse.is_embedded(settings):
+        warehouse.up(settings)
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = warehouse.airflow_sql_alchemy_conn(settings)
+    return env
+
+
+def ensure_airflow_db(env: dict[str, str]) -> None:
+    """Run ``airflow db migrate`` once per state folder (a marker file remembers it)."""
+    marker = Path(env["AIRFLOW_HOME"]) / ".db-migrated"
+    if marker.exists():
+        return
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    airflow = Path(sys.executable).with_name("airflow")
+    print("migrating Airflow's metadata database (once)...", flush=True)
+    subprocess.run([str(airflow), "db", "migrate"], env={**os.environ, **env}, check=True,
+                   stdout=subprocess.DEVNULL)
+    marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+
+
+def _cmd_warehouse(args: argparse.Namespace) -> int:
+    from omnifuse import warehouse
+
+    settings = load_settings()
+    if args.action == "up":
+        url = warehouse.up(settings)
+        print(f"warehouse up: {warehouse.describe(url)}")
+    elif args.action == "down":
+        print("stopped" if warehouse.down(settings) else "not running")
+    elif args.action == "status":
+        print(json.dumps(warehouse.status(settings), indent=1))
+    elif args.action == "url":
+        print(warehouse.warehouse_url(settings))
+    elif args.action == "migrate":
+        applied = warehouse.migrate()
+        print(f"applied: {applied or 'nothing (up to date)'}")
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from omnifuse.generate import MessConfig, WorldConfig, generate
+
+    cfg = WorldConfig(
+        customers=args.customers, products=args.products, days=args.days, start=date.fromisoformat(args.start),
+        seed=args.seed, mess=MessConfig.clean() if args.clean else MessConfig(),
+    )
+    started = time.perf_counter()
+    summary = generate(cfg, Path(args.out))
+    seconds = time.perf_counter() - started
+    print(f"wrote {summary['events']:,} events over {cfg.days} days to {args.out} in {seconds:.1f}s "
+          f"({summary['events'] / seconds:,.0f} events/s)")
+    return 0
+
+
+def _cmd_airflow_env(args: argparse.Namespace) -> int:
+    for key, value in airflow_env().items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def load_dag(settings, dag_id: str):
+    """Import a DAG object from ``dags/<dag_id>.py`` (what ``dag.test()`` is called on)."""
+    import importlib.util
+
+    path = settings.home / "dags" / f"{dag_id}.py"
+    spec = importlib.util.spec_from_file_location(f"omnifuse_dag_{dag_id}", path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    from airflow.sdk import DAG
+
+    return next(v for v in vars(module).values() if isinstance(v, DAG) and v.dag_id == dag_id)
+
+
+def run_ingest_days(days: list[date], settings=None) -> list[str]:
+    """Run the real ``omnifuse_ingest`` DAG with ``dag.test()`` once per business date; returns run states."""
+    settings = settings or load_settings()
+    env = airflow_env(settings)
+    os.environ.update(env)
+    ensure_airflow_db(env)
+    dag = load_dag(settings, "omnifuse_ingest")
+    states = []
+    for day in days:
+        logical = f"{(day + timedelta(days=1)).isoformat()}T03:00:00+00:00"
+        from datetime import datetime
+
+        run = dag.test(logical_date=datetime.fromisoformat(logical), run_conf={"business_date": day.isoformat()})
+        state = str(getattr(run, "state", run))
+        states.append(state)
+        print(f"omnifuse_ingest {day}: {state}", flush=True)
+    return states
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from omnifuse import warehouse
+    from omnifuse.generate import WorldConfig, generate
+    from omnifuse.report import audit_rows, format_audit
+
+    settings = load_settings()
+    url = warehouse.warehouse_url(settings)
+    print(f"warehouse: {warehouse.describe(url)}")
+    cfg = WorldConfig(customers=args.customers, products=args.products, days=args.days,
+                      start=date.fromisoformat(args.start), seed=args.seed)
+    started = time.perf_counter()
+    summary = generate(cfg, settings.landing_dir)
+    print(f"generated {summary['events']:,} events ({cfg.customers:,} customers, {cfg.products:,} products, "
+          f"{cfg.days} days) into {settings.landing_dir} in {time.perf_counter() - started:.1f}s")
+    days = [cfg.start + timedelta(days=i) for i in range(cfg.days)]
+    states = run_ingest_days(days, settings)
+    print()
+    print(format_audit(audit_rows(days)))
+    print()
+    failed = [d for d, s in zip(days, states, strict=True) if "success" not in s]
+    if failed:
+        print(f"omnifuse_ingest did not succeed for {failed}: see the task logs under "
+              f"{settings.state_dir / 'airflow' / 'logs'} (or `make airflow` to look in the UI).")
+        return 1
+    print("Look at the data:")
+    print("  .venv/bin/omnifuse warehouse url          # the libpq URL of the embedded warehouse")
+    print('  psql "$(.venv/bin/omnifuse warehouse url)" -c "select * from ops.load_audit"')
+    print("  tables: raw.*, staging.*, quarantine.* (reason, detail), core.products, core.customers")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="omnifuse", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("warehouse", help="manage the embedded PostgreSQL warehouse")
+    p.add_argument("action", choices=["up", "down", "status", "url", "migrate"])
+    p.set_defaults(func=_cmd_warehouse)
+
+    def world_args(p: argparse.ArgumentParser, customers: int, products: int, days: int) -> None:
+        p.add_argument("--customers", type=int, default=customers)
+        p.add_argument("--products", type=int, default=products)
+        p.add_argument("--days", type=int, default=days)
+        p.add_argument("--start", default="2026-11-02", help="first business date (YYYY-MM-DD)")
+        p.add_argument("--seed", type=int, default=7)
+
+    p = sub.add_parser("generate", help="write a synthetic multi-channel landing zone")
+    world_args(p, 2_000, 300, 3)
+    p.add_argument("--out", required=True)
+    p.add_argument("--clean", action="store_true", help="no planted mess")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("airflow-env", help="print shell exports for running Airflow on the embedded setup")
+    p.set_defaults(func=_cmd_airflow_env)
+
+    p = sub.add_parser("demo", help="generate a world and run the real DAGs on it, then print a summary")
+    world_args(p, 2_000, 300, 3)
+    p.set_defaults(func=_cmd_demo)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

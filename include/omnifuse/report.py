@@ -1,0 +1,48 @@
+"""Human-readable summaries of what a load did, read back from ``ops.load_audit``."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from omnifuse import warehouse
+
+
+def audit_rows(business_dates: list[date] | None = None, url: str | None = None) -> list[dict[str, object]]:
+    """``ops.load_audit`` rows (one per channel and date), optionally for some dates only."""
+    query = warehouse.sql_text("report/load_audit.sql")
+    with warehouse.transaction(url) as cur:
+        cur.execute(query, {"dates": [d.isoformat() for d in business_dates] if business_dates else None})
+        names = [c.name for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def format_audit(rows: list[dict[str, object]]) -> str:
+    """A fixed-width table: channel, date, files, lines, staged, quarantined (by reason), duplicates."""
+    header = (f"{'date':<10}  {'channel':<9} {'files':>5} {'lines':>9} {'staged':>9} {'quarant.':>8} "
+              f"{'dups':>8}  reasons")
+    out = [header, "-" * len(header)]
+    for r in rows:
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(dict(r["quarantine_by_reason"]).items())) or "-"
+        out.append(
+            f"{r['business_date']!s:<10}  {r['channel']:<9} {r['files']:>5} {r['lines_read']:>9} {r['rows_staged']:>9} "
+            f"{r['rows_quarantined']:>8} {r['duplicates_dropped']:>8}  {reasons}"
+        )
+    return "\n".join(out)
+
+
+def load_report(business_date: date, url: str | None = None) -> dict[str, object]:
+    """Print the audit of one date and return totals; raises if a channel does not reconcile."""
+    rows = audit_rows([business_date], url)
+    print(format_audit(rows))
+    for r in rows:
+        if r["lines_read"] != r["rows_staged"] + r["rows_quarantined"] + r["duplicates_dropped"]:
+            raise RuntimeError(
+                f"ops.load_audit for {r['channel']} on {business_date} does not reconcile: {json.dumps(r, default=str)}"
+            )
+    return {
+        "business_date": business_date.isoformat(),
+        "channels": len(rows),
+        "lines_read": sum(int(r["lines_read"]) for r in rows),
+        "rows_quarantined": sum(int(r["rows_quarantined"]) for r in rows),
+    }

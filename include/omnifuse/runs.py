@@ -1,0 +1,24 @@
+"""Which business date an Airflow run owns (pure: no Airflow import)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+
+
+def business_date_for(conf: Mapping[str, object] | None, data_interval_start: datetime | None,
+                      logical_date: datetime | None) -> date:
+    """``conf["business_date"]`` when a run is triggered by hand (backfill of any date), else the start of
+    the run's data interval (the day that just ended), else its logical date."""
+    if conf and conf.get("business_date"):
+        try:
+            return date.fromisoformat(str(conf["business_date"]))
+        except ValueError as exc:
+            raise ValueError(
+                f"run conf business_date={conf['business_date']!r} is not a date; trigger with "
+                '{"business_date": "YYYY-MM-DD"}'
+            ) from exc
+    moment = data_interval_start or logical_date
+    if moment is None:
+        raise ValueError("the run has neither a data interval nor a logical date; pass conf business_date")
+    return moment.date()
