@@ -294,7 +294,3 @@ def status(settings: Settings | None = None) -> dict[str, object]:
 def copy_from(cur: psycopg2.extensions.cursor, statement: sql.Composable, stream) -> None:
     """Run ``COPY ... FROM STDIN`` with a file-like ``stream``."""
     cur.copy_expert(statement.as_string(cur), stream, size=1 << 20)
-
-
-def pgdata_path(settings: Settings | None = None) -> Path:
-    return (settings or load_settings()).pgdata

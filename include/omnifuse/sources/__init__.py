@@ -27,7 +27,6 @@ class Source:
     stage_sql: str
     columns: tuple[str, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)
-    doc: str = ""
 
     @property
     def required_columns(self) -> tuple[str, ...]:

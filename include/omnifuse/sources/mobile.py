@@ -1,4 +1,8 @@
-"""Mobile app events: gzip JSON lines with nested ``properties`` and ``app``; epoch milliseconds."""
+"""Mobile app events: gzip JSON lines with nested ``properties`` and ``app``; epoch milliseconds.
+
+Carries device_id always, user_id (the CRM customer id) when logged in; events view_item, tap_item,
+add_to_cart, purchase.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,5 @@ SOURCES = (
         table="mobile_events",
         target="staging.mobile_events",
         stage_sql="ingest/stg_mobile_events.sql",
-        doc="device_id always, user_id (the CRM customer id) when logged in; events view_item, tap_item, "
-        "add_to_cart, purchase.",
     ),
 )

@@ -1,4 +1,8 @@
-"""Web clickstream: gzip NDJSON, one event per line, nested ``product`` and ``context``; ISO-8601 UTC."""
+"""Web clickstream: gzip NDJSON, one event per line, nested ``product`` and ``context``; ISO-8601 UTC.
+
+Carries cookie_id and session_id always, customer_id when logged in; event types product_view,
+product_click, add_to_cart, checkout_complete.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,5 @@ SOURCES = (
         table="web_events",
         target="staging.web_events",
         stage_sql="ingest/stg_web_events.sql",
-        doc="cookie_id + session_id always, customer_id when logged in; types product_view, product_click, "
-        "add_to_cart, checkout_complete.",
     ),
 )
