@@ -48,20 +48,10 @@ def _bare_copy(url: str, world: Path) -> tuple[int, float]:
                     data = lf.path.read_bytes().split(b"\n", 1)[1]  # no header
                 data = data.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
                 rows += data.count(b"\n")
-                cur.copy_expert("copy public.bench_bare_copy (line) from stdin", _Bytes(data), size=1 << 20)
+                cur.copy_expert("copy public.bench_bare_copy (line) from stdin", ingest.ChunkStream([data]),
+                                size=1 << 20)
         cur.execute("drop table public.bench_bare_copy")
     return rows, time.perf_counter() - started
-
-
-class _Bytes:
-    def __init__(self, data: bytes):
-        self._data, self._pos = memoryview(data), 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._data) if size < 0 else self._pos + size
-        out = self._data[self._pos:end].tobytes()
-        self._pos = min(end, len(self._data))
-        return out
 
 
 def _ingest(url: str, world: Path, workers: int) -> tuple[int, float, list[dict]]:

@@ -9,7 +9,7 @@ import shlex
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from omnifuse.config import load_settings
@@ -114,10 +114,10 @@ def run_ingest_days(days: list[date], settings=None) -> list[str]:
     dag = load_dag(settings, "omnifuse_ingest")
     states = []
     for day in days:
-        logical = f"{(day + timedelta(days=1)).isoformat()}T03:00:00+00:00"
-        from datetime import datetime
-
-        run = dag.test(logical_date=datetime.fromisoformat(logical), run_conf={"business_date": day.isoformat()})
+        # the scheduled run for a business date fires at 03:00 UTC the next day
+        next_day = day + timedelta(days=1)
+        logical = datetime(next_day.year, next_day.month, next_day.day, 3, tzinfo=UTC)
+        run = dag.test(logical_date=logical, run_conf={"business_date": day.isoformat()})
         state = str(getattr(run, "state", run))
         states.append(state)
         print(f"omnifuse_ingest {day}: {state}", flush=True)

@@ -113,30 +113,42 @@ def landed_files(landing_dir: Path, source: Source, business_date: date) -> list
 # --- COPY streams ----------------------------------------------------------------------------------------
 
 
-class _ChunkStream(io.RawIOBase):
-    """A read-only file over an iterator of byte chunks (what ``copy_expert`` reads from)."""
+class ChunkStream(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (what ``copy_expert`` reads from).
+
+    Reads advance an offset into the current buffer; only the unread tail is copied when a chunk is added.
+    """
 
     def __init__(self, chunks: Iterable[bytes]):
         self._chunks: Iterator[bytes] = iter(chunks)
         self._buf = b""
+        self._pos = 0
         self.error: BaseException | None = None  # what the producer raised (psycopg2 only reports "read failed")
 
     def readable(self) -> bool:
         return True
 
+    def _next_chunk(self) -> bool:
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            return False
+        except Exception as exc:
+            self.error = exc
+            raise
+        self._buf = self._buf[self._pos:] + chunk
+        self._pos = 0
+        return True
+
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buf) < size:
-            try:
-                self._buf += next(self._chunks)
-            except StopIteration:
-                break
-            except Exception as exc:
-                self.error = exc
-                raise
         if size < 0:
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:size], self._buf[size:]
+            while self._next_chunk():
+                pass
+            size = len(self._buf) - self._pos
+        while len(self._buf) - self._pos < size and self._next_chunk():
+            pass
+        out = self._buf[self._pos:self._pos + size]
+        self._pos += len(out)
         return out
 
 
@@ -304,7 +316,7 @@ def load_source(
         stats = FileLoad()
         rows = (_ndjson_rows(lf, business_date, stats) if source.fmt == "ndjson"
                 else _csv_rows(lf, source, business_date, stats))
-        stream = _ChunkStream(rows)
+        stream = ChunkStream(rows)
         try:
             warehouse.copy_from(cur, copy, stream)
         except psycopg2.Error:
