@@ -11,6 +11,9 @@ run conf to load any date by hand). Re-running a run, a task or a day replaces e
 | `load_crm` | `crm/<date>/customers.csv` | `core.customer_snapshots`, `core.customers` |
 | `load_<channel>` | the channel's files | `raw.*`, `staging.*`, `quarantine.*` |
 | `report_load` | `ops.load_audit` | task log |
+| `resolve_identities` | `staging.*`, `core.customers` | `core.identity_map`, `core.identity_runs` |
+| `build_interactions` | `staging.*`, `core.identity_map` | `core.interactions`, `quarantine.interactions` |
+| `emit_interactions` | — | Asset `core.interactions` (extra: `business_date`), which `omnifuse_retrain` waits for |
 
 Every load writes `ops.load_audit` (lines read = staged + quarantined + duplicates dropped) and
 `ops.landed_files`. Malformed or rule-breaking lines go to `quarantine.<table>` with a `reason`.
@@ -26,6 +29,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronTriggerTimetable, PokeReturnValue, dag, get_current_context, task
+from omnifuse.assets import CORE_INTERACTIONS
 from omnifuse.config import load_settings
 
 SETTINGS = load_settings()
@@ -124,7 +128,36 @@ def omnifuse_ingest():
 
         return load_report(_business_date())
 
-    loads >> report_load()
+    @task(doc_md="Records the day's identifiers (`core.identity_observations`) and recomputes "
+          "`core.identity_map` from all evidence: CRM statements and logins, with guards against shared devices "
+          "and over-linked CRM identifiers. Summary in `core.identity_runs`. Safe to re-run.")
+    def resolve_identities() -> dict:
+        from omnifuse.identity import resolve_identities as resolve
+
+        return resolve(_business_date())
+
+    @task(doc_md="Rebuilds the event-date partitions of `core.interactions` from the business date back "
+          "`OMNIFUSE_REATTRIBUTION_DAYS` days (late events, re-attribution of anonymous events after a login). "
+          "Fails, rolling back, if staged rows do not reconcile with built + quarantined rows.")
+    def build_interactions() -> dict:
+        from omnifuse.interactions import build_interactions as build
+
+        return build(_business_date())
+
+    @task(outlets=[CORE_INTERACTIONS],
+          doc_md="Announces the fresh `core.interactions` as an Asset event (extra `business_date`); "
+          "`omnifuse_retrain` is scheduled on it. Runs only when every upstream task and gate succeeded.")
+    def emit_interactions(built: dict) -> dict:
+        ctx = get_current_context()
+        ctx["outlet_events"][CORE_INTERACTIONS].extra = {"business_date": built["business_date"]}
+        return built
+
+    report = report_load()
+    loads >> report
+    identities = resolve_identities()
+    interactions = build_interactions()
+    report >> identities >> interactions
+    emit_interactions(interactions)
 
 
 ingest_dag = omnifuse_ingest()

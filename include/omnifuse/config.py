@@ -41,6 +41,8 @@ class Settings:
     late_window_days: int
     sensor_timeout_s: int
     sensor_poke_s: int
+    reattribution_days: int
+    identity_max_crm_links: int
 
     @property
     def pgdata(self) -> Path:
@@ -57,6 +59,11 @@ def load_settings() -> Settings:
     - ``OMNIFUSE_LATE_WINDOW_DAYS``: how many days late an event may arrive and still be staged (default 3).
     - ``OMNIFUSE_SENSOR_TIMEOUT_S`` / ``OMNIFUSE_SENSOR_POKE_S``: landing-file sensor timeout and
       poke interval (defaults 6 h and 5 min).
+    - ``OMNIFUSE_REATTRIBUTION_DAYS``: how many event days before the business date each run rebuilds in
+      ``core.interactions``, so that identities learnt today re-attribute recent anonymous events (default 7;
+      never less than the late window).
+    - ``OMNIFUSE_IDENTITY_MAX_CRM_LINKS``: a CRM identifier (email, phone, card, handle) on more CRM ids than
+      this is treated as over-linked and merges nothing (default 3).
     """
     home = project_root()
     state = Path(os.environ.get("OMNIFUSE_STATE_DIR", home / ".omnifuse")).resolve()
@@ -69,4 +76,6 @@ def load_settings() -> Settings:
         late_window_days=int(os.environ.get("OMNIFUSE_LATE_WINDOW_DAYS", "3")),
         sensor_timeout_s=int(os.environ.get("OMNIFUSE_SENSOR_TIMEOUT_S", str(6 * 3600))),
         sensor_poke_s=int(os.environ.get("OMNIFUSE_SENSOR_POKE_S", "300")),
+        reattribution_days=int(os.environ.get("OMNIFUSE_REATTRIBUTION_DAYS", "7")),
+        identity_max_crm_links=int(os.environ.get("OMNIFUSE_IDENTITY_MAX_CRM_LINKS", "3")),
     )

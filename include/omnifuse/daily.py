@@ -1,0 +1,25 @@
+"""The ``omnifuse_ingest`` DAG's work for one business date as plain calls, in the DAG's order.
+
+For benchmarks and tests that need many loaded days fast; the DAG itself stays the way production runs.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from omnifuse.identity import resolve_identities
+from omnifuse.ingest import ingest_source
+from omnifuse.interactions import build_interactions
+
+LOAD_ORDER = ("catalog", "stores", "fx_rates", "crm", "web", "mobile", "social", "store")
+
+
+def run_day(business_date: date, landing_dir: Path, url: str | None = None) -> dict[str, dict]:
+    """Load every source, resolve identities and rebuild interactions for one date; returns each step's summary."""
+    out: dict[str, dict] = {}
+    for name in LOAD_ORDER:
+        out[name] = ingest_source(name, business_date, landing_dir=landing_dir, url=url)
+    out["identity"] = resolve_identities(business_date, url=url)
+    out["interactions"] = build_interactions(business_date, url=url)
+    return out
