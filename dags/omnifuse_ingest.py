@@ -11,12 +11,20 @@ run conf to load any date by hand). Re-running a run, a task or a day replaces e
 | `load_crm` | `crm/<date>/customers.csv` | `core.customer_snapshots`, `core.customers` |
 | `load_<channel>` | the channel's files | `raw.*`, `staging.*`, `quarantine.*` |
 | `report_load` | `ops.load_audit` | task log |
+| `validate_staging` | the date's `staging.*` partitions | `ops.dq_results`, Data Docs |
 | `resolve_identities` | `staging.*`, `core.customers` | `core.identity_map`, `core.identity_runs` |
 | `build_interactions` | `staging.*`, `core.identity_map` | `core.interactions`, `quarantine.interactions` |
+| `validate_core` | `core.interactions`, `core.identity_map`, `core.products`, `core.customers` | `ops.dq_results`|
 | `emit_interactions` | — | Asset `core.interactions` (extra: `business_date`), which `omnifuse_retrain` waits for |
 
 Every load writes `ops.load_audit` (lines read = staged + quarantined + duplicates dropped) and
 `ops.landed_files`. Malformed or rule-breaking lines go to `quarantine.<table>` with a `reason`.
+
+**Quality gates** (`validate_staging`, `validate_core`) run the Great Expectations suites in `include/gx/suites/`
+inside Postgres. An `error` expectation that fails fails the gate: nothing after it runs, the Asset is not
+emitted, and retraining never sees the date. `warn` failures are recorded in `ops.dq_results` and shown in
+`mart.data_quality_daily`; the run goes on. The log lists each failed expectation with the observed value, a
+sample of offending rows and the Data Docs link (`$OMNIFUSE_STATE_DIR/data_docs/<gate>/<date>/index.html`).
 
 **When a task fails**: the log names the file, the date and what to do. A sensor that times out means the
 sender did not deliver that folder: check the landing zone, then clear the task. A `LandingError` means a
@@ -152,12 +160,29 @@ def omnifuse_ingest():
         ctx["outlet_events"][CORE_INTERACTIONS].extra = {"business_date": built["business_date"]}
         return built
 
+    def _gate(gate: str, doc: str):
+        @task(task_id=f"validate_{gate}", doc_md=doc, retries=0)
+        def validate() -> dict:
+            from omnifuse.quality import run_gate
+
+            return run_gate(gate, _business_date(), run_id=get_current_context()["run_id"])
+
+        return validate()
+
     report = report_load()
-    loads >> report
+    staging_gate = _gate(
+        "staging", "Great Expectations gate on the date's staging partitions (columns, types, keys, ranges, "
+        "allowed values, known products, freshness, volume band). Fails on any `error` expectation: fix the "
+        "source or the load, then clear the load task and this one.")
+    core_gate = _gate(
+        "core", "Great Expectations gate on `core.interactions` for the date, `core.identity_map`, "
+        "`core.products` and `core.customers` (keys, allowed values, known products, volume band, channel mix "
+        "drift). Fails on any `error` expectation, so the Asset is not emitted.")
+    loads >> report >> staging_gate
     identities = resolve_identities()
     interactions = build_interactions()
-    report >> identities >> interactions
-    emit_interactions(interactions)
+    staging_gate >> identities >> interactions >> core_gate
+    core_gate >> emit_interactions(interactions)
 
 
 ingest_dag = omnifuse_ingest()

@@ -41,3 +41,55 @@ def test_ingest_dag_runs_one_generated_day(tiny_world, clean_warehouse, monkeypa
         cur.execute("select rows_staged, rows_built from core.interaction_builds where event_date = '2026-11-02'")
         staged, built = cur.fetchone()
     assert built > 0 and staged >= built
+
+
+def test_blocking_quality_failure_stops_the_day_before_the_asset(tiny_world, clean_warehouse, monkeypatch, tmp_path):
+    """A day whose store file has absurd (but parseable) quantities: staged, then blocked by the staging gate."""
+    import shutil
+
+    from omnifuse.generate.writers import _manifest_entry, write_manifest
+
+    world = tmp_path / "landing"
+    shutil.copytree(tiny_world, world)
+    day = date(2026, 11, 3)
+    pos = world / "store" / day.isoformat() / "pos.csv"
+    lines = pos.read_text().splitlines()
+    header = lines[0].split(",")
+    q = header.index("qty") if "qty" in header else header.index("quantity")
+    for i in range(1, 6):
+        cells = lines[i].split(",")
+        cells[q] = "500"
+        lines[i] = ",".join(cells)
+    pos.write_text("\n".join(lines) + "\n")
+    write_manifest(pos.parent, [_manifest_entry(pos, len(lines) - 1)])
+    monkeypatch.setenv("OMNIFUSE_LANDING_DIR", str(world))
+
+    states = run_ingest_days([day], load_settings())
+    assert states == ["failed"]
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        extras = session.scalars(
+            select(AssetEvent.extra).join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.name == "core.interactions")
+        ).all()
+        run_id = session.scalars(select(DagRun.run_id).where(DagRun.dag_id == "omnifuse_ingest")
+                                 .order_by(DagRun.id.desc()).limit(1)).one()
+        tis = dict(session.execute(
+            select(TaskInstance.task_id, TaskInstance.state).where(TaskInstance.dag_id == "omnifuse_ingest",
+                                                                   TaskInstance.run_id == run_id)
+        ).all())
+    assert {"business_date": day.isoformat()} not in extras
+    assert tis["load_store_sales"] == "success" and tis["validate_staging"] == "failed"
+    assert tis["emit_interactions"] in ("upstream_failed", None)
+    with warehouse.transaction(clean_warehouse) as cur:
+        cur.execute("select severity, success from ops.dq_results where business_date = %s and table_name = %s "
+                    "and expectation = %s",
+                    (day, "staging.store_sales", "expect_column_values_to_be_between(quantity)"))
+        assert cur.fetchall() == [("error", False)]
+        cur.execute("select passed from ops.quality_status where gate = 'staging' and business_date = %s", (day,))
+        assert cur.fetchone() == (False,)

@@ -1,0 +1,308 @@
+"""Data-quality gates: Great Expectations suites, run inside Postgres, with a severity per expectation.
+
+Suites are JSON files under ``include/gx/suites/`` (reviewed like code). Each names a table, how to batch it
+(``partition``: the business date's partition; ``table``: the whole table) and its expectations, each with a
+``severity``: ``error`` fails the gate and blocks everything downstream for the date; ``warn`` is recorded
+and shown, and the run goes on. Besides GX's own expectation types, a suite may use four of ours, which
+this module turns into GX expectations whose figures come from the warehouse:
+
+- ``known_products``: every product id of the batch is in ``core.products``;
+- ``fresh_events``: events belong to the business date, within the late window (1 h of clock skew allowed);
+- ``volume_band``: the batch's row count within [low×, high×] (default 0.4, 2.5) the trailing 7-day median
+  (needs 2 days of history; never tighter than 5 Poisson standard deviations);
+- ``channel_mix``: no channel's share of the day moves more than ``max_share_shift`` from the trailing week.
+
+GX runs through its generic SQL data source (its Postgres source rejects the embedded server's unix-socket
+URL), so every metric is a query in the warehouse. Every result is written to ``ops.dq_results``; Data Docs
+(HTML) are built per run under ``<state dir>/data_docs/<gate>/<business date>/``. GX's Airflow provider does
+not fail tasks (and pins an incompatible structlog), so the gate raises :class:`QualityGateError` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+from omnifuse import warehouse
+from omnifuse.config import load_settings
+
+log = logging.getLogger(__name__)
+
+#: The gates of ``omnifuse_ingest`` and the suites each runs.
+GATES: dict[str, tuple[str, ...]] = {
+    "staging": ("staging_web_events", "staging_mobile_events", "staging_social_interactions",
+                "staging_store_sales"),
+    "core": ("core_interactions", "core_identity_map", "core_products", "core_customers"),
+}
+SEVERITY = {"error": "critical", "warn": "warning"}
+
+
+class QualityGateError(RuntimeError):
+    """An ``error``-severity expectation failed: nothing downstream may read this business date."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation of a suite, ready for GX."""
+
+    table: str
+    name: str
+    severity: str
+    expectation: Any  # a great_expectations Expectation
+
+
+def suites_dir() -> Path:
+    return load_settings().home / "include" / "gx" / "suites"
+
+
+def load_suite(name: str) -> dict:
+    path = suites_dir() / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"quality suite {path} is missing; every suite named in quality.GATES needs one") \
+            from None
+
+
+def batch_table(suite: dict, business_date: date) -> tuple[str, str]:
+    """(schema, table) that GX validates: the date's partition, or the whole table."""
+    schema, table = suite["table"].split(".")
+    if suite["batch"] == "partition":
+        return schema, f"{table}_p{business_date:%Y%m%d}"
+    return schema, table
+
+
+def _volume_history(cur, kind: str, business_date: date) -> list[int]:
+    """Row counts of the 7 days before the business date, for the volume band."""
+    if kind == "core_interactions":
+        cur.execute("select rows_built from core.interaction_builds where event_date between %s and %s "
+                    "and rows_built > 0", (business_date - timedelta(days=7), business_date - timedelta(days=1)))
+    else:
+        cur.execute("select rows_staged from ops.load_audit where channel = %s and business_date between %s and %s",
+                    (kind.removeprefix("staging_"), business_date - timedelta(days=7),
+                     business_date - timedelta(days=1)))
+    return [r[0] for r in cur.fetchall()]
+
+
+def build_checks(
+    cur: psycopg2.extensions.cursor, suite: dict, business_date: date, late_window_days: int
+) -> list[Check]:
+    """Turn a suite's JSON into GX expectations, filling our four expectation types from the warehouse."""
+    import great_expectations.expectations as gxe
+
+    conn = cur.connection
+    checks = []
+    for spec in suite["expectations"]:
+        kind, kwargs, severity = spec["type"], dict(spec.get("kwargs", {})), spec["severity"]
+        if severity not in SEVERITY:
+            raise ValueError(f"{suite['table']}: severity must be error or warn, not {severity!r}")
+        column = kwargs.get("column")
+        if kind == "known_products":
+            # GX substitutes {batch} with "(select ...) as subselect"
+            query = sql.SQL("select * from {{batch}} where not exists "
+                            "(select 1 from core.products as p where p.product_id = subselect.{})").format(
+                sql.Identifier(column))
+            exp = gxe.UnexpectedRowsExpectation(unexpected_rows_query=query.as_string(conn),
+                                                description=f"every {column} is a product in core.products")
+            name = f"known_products({column})"
+        elif kind == "fresh_events":
+            start = business_date - timedelta(days=late_window_days)
+            if suite["table"] == "core.interactions":  # a partition of one event date
+                start = business_date
+            query = sql.SQL("select * from {{batch}} where {col} < {start}::date::timestamptz "
+                            "or {col} >= {end}::date::timestamptz + interval '1 hour'").format(
+                col=sql.Identifier(column), start=sql.Literal(start.isoformat()),
+                end=sql.Literal((business_date + timedelta(days=1)).isoformat()))
+            exp = gxe.UnexpectedRowsExpectation(
+                unexpected_rows_query=query.as_string(conn),
+                description=f"{column} within {start} .. {business_date} (+1 h skew)")
+            name = f"fresh_events({column})"
+        elif kind == "volume_band":
+            history = _volume_history(cur, suite["volume"], business_date)
+            low_f, high_f = kwargs.get("low", 0.4), kwargs.get("high", 2.5)
+            if len(history) >= 2:
+                median = statistics.median(history)
+                # small days are noisy: never tighter than 5 Poisson standard deviations
+                low = int(max(1, min(median * low_f, median - 5 * median**0.5)))
+                high = int(max(median * high_f, median + 5 * median**0.5)) + 1
+                note = f"{low_f}x..{high_f}x the trailing median {median:g} of {len(history)} days"
+            else:
+                low, high, note = 1, None, f"at least one row (only {len(history)} days of history)"
+            exp = gxe.ExpectTableRowCountToBeBetween(min_value=low, max_value=high, description=note)
+            name = "volume_band"
+        elif kind == "channel_mix":
+            query = sql.SQL("""
+                with today as (
+                    select channel, count(*)::numeric / sum(count(*)) over () as share from {{batch}} group by channel
+                ),
+                week as (
+                    select channel, count(*)::numeric / sum(count(*)) over () as share
+                    from core.interactions where event_date between {start} and {end} group by channel
+                )
+                select coalesce(today.channel, week.channel) as channel, today.share as today_share,
+                       week.share as week_share
+                from today full join week on week.channel = today.channel
+                where exists (select 1 from week)
+                    and abs(coalesce(today.share, 0) - coalesce(week.share, 0)) > {shift}
+            """).format(start=sql.Literal((business_date - timedelta(days=7)).isoformat()),
+                        end=sql.Literal((business_date - timedelta(days=1)).isoformat()),
+                        shift=sql.Literal(kwargs["max_share_shift"]))
+            exp = gxe.UnexpectedRowsExpectation(
+                unexpected_rows_query=query.as_string(conn),
+                description=f"no channel's share moves more than {kwargs['max_share_shift']} from the trailing week")
+            name = "channel_mix"
+        else:
+            cls_name = "".join(part.title() for part in kind.split("_"))
+            exp = getattr(gxe, cls_name)(**kwargs)
+            target = column or ",".join(kwargs.get("column_list", []))
+            name = f"{kind}({target})" if target else kind
+        exp.severity = SEVERITY[severity]
+        checks.append(Check(table=suite["table"], name=name, severity=severity, expectation=exp))
+    return checks
+
+
+def _sqlalchemy_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+def _rows(result: dict) -> list:
+    """A few offending rows or values from a GX result, for the log and ops.dq_results."""
+    res = result.get("result") or {}
+    sample = res.get("details", {}).get("unexpected_rows") or res.get("partial_unexpected_list") or []
+    return [str(s) for s in sample[:5]]
+
+
+def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: str = "manual",
+             raise_on_error: bool = True) -> dict:
+    """Validate the gate's suites for the business date, record ``ops.dq_results``, build Data Docs.
+
+    Raises :class:`QualityGateError` (after recording) when an ``error`` expectation failed. Returns a summary.
+    """
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    settings = load_settings()
+    url = url or warehouse.warehouse_url()
+    started = time.perf_counter()
+    docs_dir = settings.state_dir / "data_docs" / gate / business_date.isoformat()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.add_data_docs_site(site_name="omnifuse", site_config={
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    })
+    source = context.data_sources.add_sql(name="warehouse", connection_string=_sqlalchemy_url(url))
+    checks_by_suite: dict[str, list[Check]] = {}
+    definitions = []
+    with warehouse.transaction(url) as cur:
+        for name in GATES[gate]:
+            suite_spec = load_suite(name)
+            schema, table = batch_table(suite_spec, business_date)
+            cur.execute("select to_regclass(%s)", (f"{schema}.{table}",))
+            if cur.fetchone()[0] is None:
+                raise QualityGateError(
+                    f"{gate} gate {business_date}: {schema}.{table} does not exist — the load for this date has "
+                    "not run. Run omnifuse_ingest for the date first.")
+            asset = source.add_table_asset(name=name, table_name=table, schema_name=schema)
+            suite = context.suites.add(gx.ExpectationSuite(name=name))
+            checks_by_suite[name] = [
+                replace(check, expectation=suite.add_expectation(check.expectation))
+                for check in build_checks(cur, suite_spec, business_date, settings.late_window_days)
+            ]
+            definitions.append(context.validation_definitions.add(gx.ValidationDefinition(
+                name=name, data=asset.add_batch_definition_whole_table("date"), suite=suite)))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=f"{gate}_gate", validation_definitions=definitions, actions=[UpdateDataDocsAction(name="docs")],
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5}))
+    result = checkpoint.run()
+
+    rows = []
+    for vr in result.run_results.values():
+        by_id = {er.expectation_config.id: er for er in vr.results}
+        for check in checks_by_suite[vr.suite_name]:
+            er = by_id[check.expectation.id]
+            res = er.to_json_dict()
+            detail = res.get("result") or {}
+            rows.append({
+                "table_name": check.table, "expectation": check.name, "severity": check.severity,
+                "success": bool(er.success), "observed_value": _observed(detail),
+                "unexpected_count": detail.get("unexpected_count"),
+                "unexpected_percent": detail.get("unexpected_percent"),
+                "sample": json.dumps(_rows(res)),
+                "error": _exception(res.get("exception_info") or {}),
+            })
+    docs_index = docs_dir / "index.html"
+    _record(url, gate, run_id, business_date, rows, docs_index)
+    failed = [r for r in rows if not r["success"]]
+    errors = [r for r in failed if r["severity"] == "error"]
+    summary = {"gate": gate, "business_date": business_date.isoformat(), "checks": len(rows),
+               "failed_error": len(errors), "failed_warn": len(failed) - len(errors),
+               "data_docs": docs_index.as_uri(), "seconds": round(time.perf_counter() - started, 3)}
+    for r in failed:
+        log.warning("%s %s [%s] %s: observed %s, %s unexpected; sample %s", gate, r["table_name"], r["severity"],
+                    r["expectation"], r["observed_value"], r["unexpected_count"], r["sample"])
+    log.info("%s gate %s: %s — Data Docs: %s", gate, business_date, summary, docs_index.as_uri())
+    if errors and raise_on_error:
+        lines = "\n".join(
+            f"  - {r['table_name']}: {r['expectation']} failed (observed {r['observed_value']}, "
+            f"{r['unexpected_count'] if r['unexpected_count'] is not None else '?'} unexpected"
+            f"{'; ' + r['error'] if r['error'] else ''}); sample: {r['sample']}"
+            for r in errors)
+        raise QualityGateError(
+            f"{gate} quality gate failed for {business_date}: {len(errors)} blocking expectation(s)\n{lines}\n"
+            f"Nothing downstream will read {business_date}. Look at the rows above (and ops.dq_results, "
+            f"Data Docs {docs_index.as_uri()}), fix the source or the load, then clear this task. "
+            "If the expectation itself is wrong, change its suite in include/gx/suites/ in a reviewed commit.")
+    return summary
+
+
+def _exception(info: dict) -> str | None:
+    """The first exception message of a GX result (flat, or keyed by metric)."""
+    candidates = [info, *[v for v in info.values() if isinstance(v, dict)]]
+    for c in candidates:
+        if c.get("raised_exception"):
+            return str(c.get("exception_message"))[:500]
+    return None
+
+
+def _observed(detail: dict) -> str | None:
+    if "observed_value" in detail:
+        return json.dumps(detail["observed_value"], default=str)
+    if "unexpected_count" in detail:
+        return f"{detail['unexpected_count']} unexpected of {detail.get('element_count')}"
+    return None
+
+
+def _record(url: str, gate: str, run_id: str, business_date: date, rows: list[dict], docs_index: Path) -> None:
+    """Replace the gate's results for (run_id, business date) in ops.dq_results."""
+    with warehouse.transaction(url) as cur:
+        cur.execute("delete from ops.dq_results where gate = %s and run_id = %s and business_date = %s",
+                    (gate, run_id, business_date))
+        for r in rows:
+            cur.execute(
+                """
+                insert into ops.dq_results (run_id, gate, business_date, table_name, expectation, severity, success,
+                                            observed_value, unexpected_count, unexpected_percent, sample, error,
+                                            data_docs, checked_at)
+                values (%(run_id)s, %(gate)s, %(business_date)s, %(table_name)s, %(expectation)s, %(severity)s,
+                        %(success)s, %(observed_value)s, %(unexpected_count)s, %(unexpected_percent)s, %(sample)s,
+                        %(error)s, %(data_docs)s, now())
+                """,
+                {**r, "run_id": run_id, "gate": gate, "business_date": business_date,
+                 "data_docs": str(docs_index)},
+            )

@@ -1,0 +1,135 @@
+"""Quality gates: each check fails with its severity on a planted defect; a clean day passes everything."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from omnifuse import warehouse
+from omnifuse.daily import run_day
+from omnifuse.identity import resolve_identities
+from omnifuse.ingest import ingest_source
+from omnifuse.interactions import build_interactions
+from omnifuse.quality import QualityGateError, run_gate
+
+DAYS = [date(2026, 11, 2) + timedelta(days=i) for i in range(3)]
+D = DAYS[-1]
+P = f"p{D:%Y%m%d}"
+
+
+@pytest.fixture(scope="module")
+def loaded_world(tiny_world, warehouse_url):
+    with warehouse.transaction(warehouse_url) as cur:
+        cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
+    warehouse.migrate(warehouse_url)
+    for day in DAYS:
+        run_day(day, tiny_world, warehouse_url)
+    return tiny_world
+
+
+def _reload(world, url, *sources):
+    def restore():
+        for name in sources:
+            if name == "identity":
+                resolve_identities(D, url=url)
+            elif name == "interactions":
+                build_interactions(D, url=url)
+            else:
+                ingest_source(name, D, landing_dir=world, url=url)
+    return restore
+
+
+# (gate, planted SQL, expectation that must fail, severity, what restores the day)
+CASES = {
+    "web_price_not_positive": ("staging", f"update staging.web_events_{P} set price = 0 where _line_no < 5",
+                               "staging.web_events", "expect_column_values_to_be_between(price)", "error", ("web",)),
+    "web_duplicate_key": ("staging", f"insert into staging.web_events_{P} select * from staging.web_events_{P} limit 2",
+                          "staging.web_events", "expect_column_values_to_be_unique(event_id)", "error", ("web",)),
+    "web_stale_events": ("staging", f"update staging.web_events_{P} set event_ts = event_ts - interval '10 days' "
+                                    "where _line_no < 5",
+                         "staging.web_events", "fresh_events(event_ts)", "error", ("web",)),
+    "web_extra_column": ("staging", "alter table staging.web_events add column surprise integer",
+                         "staging.web_events", "expect_table_columns_to_match_set", "error", ()),
+    "mobile_missing_device": ("staging", f"update staging.mobile_events_{P} set device_id = null where _line_no < 5",
+                              "staging.mobile_events", "expect_column_values_to_not_be_null(device_id)", "error",
+                              ("mobile",)),
+    "mobile_unknown_currency": ("staging", f"update staging.mobile_events_{P} set currency = 'XYZ' where _line_no < 5",
+                                "staging.mobile_events", "expect_column_values_to_be_in_set(currency)", "error",
+                                ("mobile",)),
+    "mobile_price_type": ("staging", "alter table staging.mobile_events alter column price type double precision",
+                          "staging.mobile_events", "expect_column_values_to_be_of_type(price)", "error", ()),
+    "social_unknown_action": ("staging", f"update staging.social_interactions_{P} set event_type = 'poke' "
+                                         "where _line_no < 5",
+                              "staging.social_interactions", "expect_column_values_to_be_in_set(event_type)", "error",
+                              ("social",)),
+    "social_new_platform": ("staging", f"update staging.social_interactions_{P} set platform = 'myspace' "
+                                       "where _line_no < 5",
+                            "staging.social_interactions", "expect_column_values_to_be_in_set(platform)", "warn",
+                            ("social",)),
+    "store_absurd_quantity": ("staging", f"update staging.store_sales_{P} set quantity = 500 where _line_no < 5",
+                              "staging.store_sales", "expect_column_values_to_be_between(quantity)", "error",
+                              ("store",)),
+    "store_unknown_product": ("staging", f"update staging.store_sales_{P} set sku = 'SKU999999' where _line_no < 5",
+                              "staging.store_sales", "known_products(sku)", "error", ("store",)),
+    "store_volume_drop": ("staging", f"delete from staging.store_sales_{P} where _line_no > 20",
+                          "staging.store_sales", "volume_band", "warn", ("store",)),
+    "interactions_channel_mix": ("core", f"update core.interactions_{P} set channel = 'store' "
+                                         "where channel in ('web', 'mobile')",
+                                 "core.interactions", "channel_mix", "warn", ("interactions",)),
+    "interactions_unattributed": ("core", f"update core.interactions_{P} set customer_id = null",
+                                  "core.interactions", "expect_column_proportion_of_non_null_values_to_be_between"
+                                                       "(customer_id)", "warn", ("interactions",)),
+    "identity_resolved_without_customer": ("core", "update core.identity_map set customer_id = null "
+                                                   "where identifier_type = 'cookie_id' and status = 'resolved'",
+                                           "core.identity_map", "expect_column_values_to_not_be_null(customer_id)",
+                                           "error", ("identity",)),
+    "product_price_not_positive": ("core", "update core.products set price = -1 where product_id = 'SKU000001'",
+                                   "core.products", "expect_column_values_to_be_between(price)", "error",
+                                   ("catalog",)),
+    "customer_bad_hash": ("core", "update core.customers set email_sha256 = 'abc' where customer_id = 'C0000001'",
+                          "core.customers", "expect_column_value_lengths_to_equal(email_sha256)", "error", ("crm",)),
+}
+UNDO = {
+    "web_extra_column": "alter table staging.web_events drop column surprise",
+    "mobile_price_type": "alter table staging.mobile_events alter column price type numeric",
+}
+
+
+def _results(url, gate, run_id):
+    with warehouse.transaction(url) as cur:
+        cur.execute("select table_name, expectation, severity, success, observed_value, sample from ops.dq_results "
+                    "where gate = %s and run_id = %s and business_date = %s", (gate, run_id, D))
+        return cur.fetchall()
+
+
+def test_clean_day_passes_every_check(loaded_world, warehouse_url):
+    for gate in ("staging", "core"):
+        summary = run_gate(gate, D, url=warehouse_url, run_id="clean")
+        rows = _results(warehouse_url, gate, "clean")
+        assert len(rows) == summary["checks"] > 10
+        assert [r for r in rows if not r[3]] == []
+    with warehouse.transaction(warehouse_url) as cur:
+        cur.execute("select usable from mart.data_quality_daily where business_date = %s", (D,))
+        assert {r[0] for r in cur.fetchall()} == {True}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_planted_defect_fails_its_check_with_its_severity(case, loaded_world, warehouse_url):
+    gate, plant, table, expectation, severity, restore = CASES[case]
+    with warehouse.transaction(warehouse_url) as cur:
+        cur.execute(plant)
+        assert cur.rowcount != 0
+    try:
+        if severity == "error":
+            with pytest.raises(QualityGateError) as failure:
+                run_gate(gate, D, url=warehouse_url, run_id=case)
+            assert table in str(failure.value) and expectation in str(failure.value)
+        else:
+            run_gate(gate, D, url=warehouse_url, run_id=case)  # warnings never fail the gate
+        failed = {(r[0], r[1], r[2]) for r in _results(warehouse_url, gate, case) if not r[3]}
+        assert (table, expectation, severity) in failed
+    finally:
+        with warehouse.transaction(warehouse_url) as cur:
+            if case in UNDO:
+                cur.execute(UNDO[case])
+        _reload(loaded_world, warehouse_url, *restore)()
