@@ -43,6 +43,12 @@ class Settings:
     sensor_poke_s: int
     reattribution_days: int
     identity_max_crm_links: int
+    model_store: Path
+    train_days: int
+    holdout_days: int
+    valid_days: int
+    gate_margin: float
+    seed: int
 
     @property
     def pgdata(self) -> Path:
@@ -64,6 +70,13 @@ def load_settings() -> Settings:
       never less than the late window).
     - ``OMNIFUSE_IDENTITY_MAX_CRM_LINKS``: a CRM identifier (email, phone, card, handle) on more CRM ids than
       this is treated as over-linked and merges nothing (default 3).
+    - ``OMNIFUSE_MODEL_STORE``: where model artifacts are versioned (default ``$OMNIFUSE_STATE_DIR/models``).
+    - ``OMNIFUSE_TRAIN_DAYS``: days of interactions a retrain reads (default 90).
+    - ``OMNIFUSE_HOLDOUT_DAYS`` / ``OMNIFUSE_VALID_DAYS``: the evaluation holdout (the last days up to the
+      business date) and the fusion validation slice just before it (defaults 1 and 1).
+    - ``OMNIFUSE_GATE_MARGIN``: relative NDCG@10 margin by which a challenger must beat the champion and the
+      popularity baseline to be promoted (default 0.01 = 1 %).
+    - ``OMNIFUSE_SEED``: seed of every model (default 7): same data + same seed gives the same metrics.
     """
     home = project_root()
     state = Path(os.environ.get("OMNIFUSE_STATE_DIR", home / ".omnifuse")).resolve()
@@ -78,4 +91,10 @@ def load_settings() -> Settings:
         sensor_poke_s=int(os.environ.get("OMNIFUSE_SENSOR_POKE_S", "300")),
         reattribution_days=int(os.environ.get("OMNIFUSE_REATTRIBUTION_DAYS", "7")),
         identity_max_crm_links=int(os.environ.get("OMNIFUSE_IDENTITY_MAX_CRM_LINKS", "3")),
+        model_store=Path(os.environ.get("OMNIFUSE_MODEL_STORE", state / "models")).resolve(),
+        train_days=int(os.environ.get("OMNIFUSE_TRAIN_DAYS", "90")),
+        holdout_days=int(os.environ.get("OMNIFUSE_HOLDOUT_DAYS", "1")),
+        valid_days=int(os.environ.get("OMNIFUSE_VALID_DAYS", "1")),
+        gate_margin=float(os.environ.get("OMNIFUSE_GATE_MARGIN", "0.01")),
+        seed=int(os.environ.get("OMNIFUSE_SEED", "7")),
     )

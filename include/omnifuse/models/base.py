@@ -1,0 +1,74 @@
+"""The one recommender interface every model implements (after lkpy / implicit's ``RecommenderBase``)."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from omnifuse.features import Dataset
+
+
+class Recommender(ABC):
+    """Fit on a :class:`Dataset`; score customers (by index) against every product; save and load.
+
+    Subclasses keep their learnt state in ``self.state`` (name -> numpy array or scipy sparse matrix) so that
+    save/load is shared; ``self.params`` holds their (JSON-able) configuration.
+    """
+
+    name: str = "base"
+
+    def __init__(self, seed: int = 7, **params):
+        self.seed = seed
+        self.params = params
+        self.state: dict[str, np.ndarray | sp.spmatrix] = {}
+
+    @abstractmethod
+    def fit(self, data: Dataset) -> Recommender:
+        """Learn from ``data`` (only the events the caller allows: never the holdout)."""
+
+    @abstractmethod
+    def score(self, data: Dataset, users: np.ndarray) -> np.ndarray:
+        """Dense scores, shape (len(users), n_items); higher is better. ``data`` gives the users' history."""
+
+    def recommend(self, data: Dataset, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k product indexes and scores per user, excluding ``exclude``'s non-zeros (e.g. bought items)."""
+        scores = self.score(data, users).astype(np.float32, copy=True)
+        if exclude is not None:
+            rows = exclude[users]
+            r, c = rows.nonzero()
+            scores[r, c] = -np.inf
+        return top_k(scores, k)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        dense = {k: v for k, v in self.state.items() if not sp.issparse(v)}
+        np.savez(folder / "state.npz", **dense)
+        for key, value in self.state.items():
+            if sp.issparse(value):
+                sp.save_npz(folder / f"{key}.sparse.npz", value.tocsr())
+        (folder / "model.json").write_text(json.dumps({"name": self.name, "seed": self.seed, "params": self.params}))
+
+    @classmethod
+    def load(cls, folder: Path) -> Recommender:
+        meta = json.loads((folder / "model.json").read_text())
+        model = cls(seed=meta["seed"], **meta["params"])
+        with np.load(folder / "state.npz", allow_pickle=False) as f:
+            model.state = {k: f[k] for k in f.files}
+        for path in folder.glob("*.sparse.npz"):
+            model.state[path.name.removesuffix(".sparse.npz")] = sp.load_npz(path).tocsr()
+        return model
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indexes and values of the k largest scores per row, best first (ties broken by lower index)."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(scores, idx, axis=1)
