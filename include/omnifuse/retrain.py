@@ -47,10 +47,11 @@ class Plan:
     artifact_dir: Path
 
     @classmethod
-    def for_date(cls, business_date: date, settings: Settings | None = None) -> Plan:
+    def for_date(cls, business_date: date, settings: Settings | None = None, tag: str | None = None) -> Plan:
+        """The plan of a date's run; ``tag`` names an extra experiment run beside the date's daily one."""
         s = settings or load_settings()
         split = business_date - timedelta(days=s.holdout_days - 1)
-        run_id = f"retrain_{business_date:%Y%m%d}"
+        run_id = f"retrain_{business_date:%Y%m%d}" + (f"_{tag}" if tag else "")
         return cls(run_id, business_date, split, split - timedelta(days=s.valid_days),
                    business_date - timedelta(days=s.train_days), s.model_store / "runs" / run_id)
 
@@ -82,10 +83,11 @@ def _check_quality(business_date: date, url: str | None) -> None:
             f'{{"business_date": "{business_date}"}}.')
 
 
-def prepare_training(business_date: date, *, url: str | None = None, require_quality: bool = True) -> dict:
+def prepare_training(business_date: date, *, url: str | None = None, require_quality: bool = True,
+                     tag: str | None = None) -> dict:
     """Check the gates, load the data window, save the dataset and record the run in ``ml.training_runs``."""
     settings = load_settings()
-    plan = Plan.for_date(business_date, settings)
+    plan = Plan.for_date(business_date, settings, tag)
     if require_quality:
         _check_quality(business_date, url)
     data = load_dataset(plan.train_start, business_date, url)
@@ -298,9 +300,9 @@ def gate_champion(run_id: str, *, url: str | None = None, margin: float | None =
 
 
 def retrain(business_date: date, *, url: str | None = None, require_quality: bool = True,
-            models: tuple[str, ...] | None = None) -> dict:
+            models: tuple[str, ...] | None = None, tag: str | None = None) -> dict:
     """The whole ``omnifuse_retrain`` DAG's work in one process (benchmarks and tests)."""
-    prep = prepare_training(business_date, url=url, require_quality=require_quality)
+    prep = prepare_training(business_date, url=url, require_quality=require_quality, tag=tag)
     names = tuple(models or BASE_MODELS)
     trained = {n: train_model(prep["run_id"], n, url=url) for n in names}
     fused = fuse_models(prep["run_id"], url=url, models=names)

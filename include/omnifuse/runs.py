@@ -22,3 +22,19 @@ def business_date_for(conf: Mapping[str, object] | None, data_interval_start: da
     if moment is None:
         raise ValueError("the run has neither a data interval nor a logical date; pass conf business_date")
     return moment.date()
+
+
+def business_date_for_asset_run(conf: Mapping[str, object] | None, event_extras: list[Mapping[str, object]]) -> date:
+    """The date an asset-scheduled run (retrain, publish) processes.
+
+    ``conf["business_date"]`` when triggered by hand; else the latest ``business_date`` among the triggering
+    Asset events (the scheduler may merge several events into one run; everything they announced is in the
+    warehouse, so the latest date covers them).
+    """
+    if conf and conf.get("business_date"):
+        return business_date_for(conf, None, None)
+    dates = [date.fromisoformat(str(e["business_date"])) for e in event_extras if e and e.get("business_date")]
+    if not dates:
+        raise ValueError("this run was neither triggered by an Asset event carrying a business_date nor given "
+                         '{"business_date": "YYYY-MM-DD"} in its conf; trigger it with that conf.')
+    return max(dates)
