@@ -7,7 +7,7 @@ interactions passed their quality gates. Trigger it by hand for any date with `{
 
 | step | reads | writes |
 | --- | --- | --- |
-| `prepare_training` | `core.interactions` (last `OMNIFUSE_TRAIN_DAYS` days, gated dates only), `core.products` | `<model store>/runs/<run>/dataset.npz`, `ml.training_runs` |
+| `prepare_training` | `core.interactions` (gated dates), `core.products` | `dataset.npz`, `ml.training_runs` |
 | `train_<model>` | the dataset | `valid/<model>`, `holdout/<model>` artifacts, `ml.model_metrics` |
 | `fuse_models` | the base models | `fused/`, `ml.model_metrics` (every variant), `ml.fusion_weights` |
 | `gate_champion` | metrics, current champion | `ml.model_registry` (champion / rejected + reason) |

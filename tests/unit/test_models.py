@@ -12,6 +12,7 @@ from omnifuse.fusion import LeakageError, fit_learners
 from omnifuse.models import BASE_MODELS, model_class
 
 START = (date(2026, 11, 1) - date(1970, 1, 1)).days
+NOISE_P = np.linspace(2, 1, 20) / np.linspace(2, 1, 20).sum()
 PERSONALISED = [m for m in BASE_MODELS if not m.startswith("popularity")]
 
 
@@ -25,7 +26,7 @@ def planted_world(seed: int = 0) -> Dataset:
         taste = np.arange(10) if u < 60 else np.arange(10, 20)
         for d in range(6):
             liked = rng.choice(taste, 4, replace=False)
-            noise = rng.choice(np.arange(20, 40), 2, replace=False, p=np.linspace(2, 1, 20) / np.linspace(2, 1, 20).sum())
+            noise = rng.choice(np.arange(20, 40), 2, replace=False, p=NOISE_P)
             for i in [*liked, *noise]:
                 users.append(u)
                 items.append(i)
@@ -37,7 +38,6 @@ def planted_world(seed: int = 0) -> Dataset:
             days.append(START + d)
             weights.append(8.0)
             baskets.append(u * 10 + d)
-    n = len(users)
     return Dataset(
         customers=np.array([f"C{u:03d}" for u in range(n_users)], dtype=object),
         products=np.array([f"P{i:03d}" for i in range(n_items)], dtype=object),
