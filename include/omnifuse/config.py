@@ -49,6 +49,7 @@ class Settings:
     valid_days: int
     gate_margin: float
     seed: int
+    mart_retention_days: int
 
     @property
     def pgdata(self) -> Path:
@@ -77,6 +78,8 @@ def load_settings() -> Settings:
     - ``OMNIFUSE_GATE_MARGIN``: relative NDCG@10 margin by which a challenger must beat the champion and the
       popularity baseline to be promoted (default 0.01 = 1 %).
     - ``OMNIFUSE_SEED``: seed of every model (default 7): same data + same seed gives the same metrics.
+    - ``OMNIFUSE_MART_RETENTION_DAYS``: days of ``mart.*_history`` partitions kept (default 30).
+    - ``OMNIFUSE_BI_ROLE`` / ``OMNIFUSE_BI_PASSWORD``: the read-only BI role (see ``warehouse.bi_credentials``).
     """
     home = project_root()
     state = Path(os.environ.get("OMNIFUSE_STATE_DIR", home / ".omnifuse")).resolve()
@@ -97,4 +100,5 @@ def load_settings() -> Settings:
         valid_days=int(os.environ.get("OMNIFUSE_VALID_DAYS", "1")),
         gate_margin=float(os.environ.get("OMNIFUSE_GATE_MARGIN", "0.01")),
         seed=int(os.environ.get("OMNIFUSE_SEED", "7")),
+        mart_retention_days=int(os.environ.get("OMNIFUSE_MART_RETENTION_DAYS", "30")),
     )

@@ -265,7 +265,49 @@ def migrate(url: str | None = None) -> list[str]:
                 (migration.version, migration.name, migration.checksum),
             )
             applied_now.append(migration.name)
+        ensure_bi_role(cur)
     return applied_now
+
+
+def bi_credentials(settings: Settings | None = None) -> tuple[str, str]:
+    """(role, password) of the read-only BI role.
+
+    ``OMNIFUSE_BI_ROLE`` (default ``omnifuse_bi``) and ``OMNIFUSE_BI_PASSWORD``. The password is required for an
+    external warehouse; the embedded one generates it once into ``$OMNIFUSE_STATE_DIR/bi_password`` (mode 600).
+    """
+    settings = settings or load_settings()
+    role = os.environ.get("OMNIFUSE_BI_ROLE", "omnifuse_bi")
+    password = os.environ.get("OMNIFUSE_BI_PASSWORD")
+    if password:
+        return role, password
+    if not is_embedded(settings):
+        raise WarehouseError("OMNIFUSE_BI_PASSWORD is not set: the read-only BI role needs a password on an "
+                             "external warehouse. Set it (from your secret store) and run `omnifuse warehouse migrate`.")
+    path = settings.state_dir / "bi_password"
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(18))
+        path.chmod(0o600)
+    return role, path.read_text().strip()
+
+
+def ensure_bi_role(cur: psycopg2.extensions.cursor) -> None:
+    """Create or update the read-only BI role: SELECT on ``mart`` (including tables created later), nothing else."""
+    role, password = bi_credentials()
+    ident = sql.Identifier(role)
+    cur.execute("select 1 from pg_roles where rolname = %s", (role,))
+    verb = "alter" if cur.fetchone() else "create"
+    cur.execute(sql.SQL(verb + " role {} with login nosuperuser nocreatedb nocreaterole noinherit password {}").format(
+        ident, sql.Literal(password)))
+    cur.execute(sql.SQL("grant connect on database {} to {}").format(
+        sql.Identifier(cur.connection.info.dbname), ident))
+    cur.execute(sql.SQL("grant usage on schema mart to {}").format(ident))
+    cur.execute(sql.SQL("grant select on all tables in schema mart to {}").format(ident))
+    cur.execute(sql.SQL("alter default privileges in schema mart grant select on tables to {}").format(ident))
+    for schema in ("raw", "staging", "quarantine", "core", "ml", "ops", "public"):
+        cur.execute(sql.SQL("revoke all on schema {} from {}").format(sql.Identifier(schema), ident))
 
 
 def status(settings: Settings | None = None) -> dict[str, object]:

@@ -56,7 +56,8 @@ def test_dag_policy(path):
         assert dag.dag_id == path.stem, "one DAG per file, named after the file"
         for t in dag.tasks:
             assert t.owner and t.owner != "airflow", f"{dag.dag_id}.{t.task_id}: set an owner"
-            assert t.retries >= 1, f"{dag.dag_id}.{t.task_id}: set retries"
+            # a quality gate's verdict does not change on retry: gates alone fail at once
+            assert t.retries >= 1 or t.task_id.startswith("validate_"), f"{dag.dag_id}.{t.task_id}: set retries"
             assert t.doc_md, f"{dag.dag_id}.{t.task_id}: document the task"
 
 
@@ -72,3 +73,20 @@ def test_ingest_dag_shape():
         assert "load_catalog" in upstream and any(u.startswith("wait_for_") for u in upstream)
     sensor = dag.get_task("wait_for_web")
     assert sensor.mode == "reschedule" and sensor.timeout > 0
+
+
+def test_assets_chain_the_three_dags_and_retrain_trains_every_model():
+    from omnifuse.models import BASE_MODELS
+
+    dags = {d.dag_id: d for p in DAG_FILES for d in _dags(_import(p))}
+    outlets = {d: {a.name for t in dag.tasks for a in t.outlets} for d, dag in dags.items()}
+    assert outlets["omnifuse_ingest"] == {"core.interactions"}
+    assert outlets["omnifuse_retrain"] == {"ml.champion"}
+    def scheduled_on(dag_id):
+        return {a.name for a in dags[dag_id].timetable.asset_condition.objects}
+
+    assert scheduled_on("omnifuse_retrain") == {"core.interactions"}
+    assert scheduled_on("omnifuse_publish") == {"ml.champion"}
+    trained = {t.task_id.removeprefix("train_") for t in dags["omnifuse_retrain"].tasks
+               if t.task_id.startswith("train_")}
+    assert trained == set(BASE_MODELS)

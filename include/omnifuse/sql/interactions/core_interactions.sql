@@ -26,7 +26,8 @@ mobile as (
     select
         'mobile', event_id, 'device_id', device_id, customer_id, sku, event_type, event_ts, quantity,
         case when event_type = 'purchase' then price * quantity else 0 end, currency,
-        null::text, null::text, is_late, 'staging.mobile_events', _batch_date, _source_file, _line_no
+        device_id || ':' || (event_ts at time zone 'UTC')::date, null::text, is_late, 'staging.mobile_events',
+        _batch_date, _source_file, _line_no
     from staging.mobile_events
     where _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
         and event_ts >= %(event_date)s::date::timestamptz

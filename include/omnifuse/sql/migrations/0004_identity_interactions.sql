@@ -75,7 +75,7 @@ comment on table core.interactions is
     '(purchases only; 0 otherwise). Lineage: source_table, _batch_date, _source_file, _line_no.';
 comment on column core.interactions.attribution is
     'login (the event carried a customer id), identity_map (resolved through its identifier) or anonymous.';
-comment on column core.interactions.session_key is 'Web/mobile session id or store receipt id: the basket.';
+comment on column core.interactions.session_key is 'The basket: web session id, mobile device + UTC day, or store receipt id.';
 
 create table quarantine.interactions (
     event_date date not null,
