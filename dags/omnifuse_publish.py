@@ -8,7 +8,7 @@ Trigger it by hand for any date with `{"business_date": "YYYY-MM-DD"}`; republis
 | --- | --- | --- |
 | `plan_batches` | champion in `ml.model_registry` | batch numbers (XCom) |
 | `score_batch` (mapped) | champion artifacts, `core.products` (today's stock) | `ml.recommendation_batches` |
-| `publish_mart` | batches, `core.interactions`, `ml.*` | every `mart.*` table swapped in, `*_history`, `mart.publish_log` |
+| `publish_mart` | batches, `core.interactions`, `ml.*` | every `mart.*` table, `*_history`, `mart.publish_log` |
 
 Every table is built aside as `mart.<table>__next`, checked (at most K rows per customer, no duplicates, ranks
 1..n, scores non-increasing, products in the catalog and in stock), then swapped in by rename inside one

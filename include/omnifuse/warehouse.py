@@ -282,7 +282,8 @@ def bi_credentials(settings: Settings | None = None) -> tuple[str, str]:
         return role, password
     if not is_embedded(settings):
         raise WarehouseError("OMNIFUSE_BI_PASSWORD is not set: the read-only BI role needs a password on an "
-                             "external warehouse. Set it (from your secret store) and run `omnifuse warehouse migrate`.")
+                             "external warehouse. Set it (from your secret store), then run "
+                             "`omnifuse warehouse migrate`.")
     path = settings.state_dir / "bi_password"
     if not path.exists():
         import secrets
