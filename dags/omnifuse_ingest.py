@@ -37,7 +37,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronTriggerTimetable, PokeReturnValue, dag, get_current_context, task
-from omnifuse.assets import CORE_INTERACTIONS
+from omnifuse.assets import CORE_INTERACTIONS, alert_on_failure
 from omnifuse.config import load_settings
 
 SETTINGS = load_settings()
@@ -48,6 +48,7 @@ EVENT_LOADS = {
     "store": "load_store_sales",
 }
 DEFAULT_ARGS = {
+    "on_failure_callback": alert_on_failure,
     "owner": "data-platform",
     "retries": 2,
     "retry_delay": timedelta(minutes=2),

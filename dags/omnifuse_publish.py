@@ -26,9 +26,10 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
-from omnifuse.assets import ML_CHAMPION
+from omnifuse.assets import ML_CHAMPION, alert_on_failure
 
 DEFAULT_ARGS = {
+    "on_failure_callback": alert_on_failure,
     "owner": "data-platform",
     "retries": 2,
     "retry_delay": timedelta(minutes=2),

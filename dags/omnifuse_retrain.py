@@ -29,10 +29,11 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
-from omnifuse.assets import CORE_INTERACTIONS, ML_CHAMPION
+from omnifuse.assets import CORE_INTERACTIONS, ML_CHAMPION, alert_on_failure
 
 MODELS = ("popularity", "popularity_channel", "item_knn", "pure_svd", "ease", "assoc_rules", "two_tower")
 DEFAULT_ARGS = {
+    "on_failure_callback": alert_on_failure,
     "owner": "ml-platform",
     "retries": 1,
     "retry_delay": timedelta(minutes=5),

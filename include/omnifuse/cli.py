@@ -105,13 +105,13 @@ def load_dag(settings, dag_id: str):
     return next(v for v in vars(module).values() if isinstance(v, DAG) and v.dag_id == dag_id)
 
 
-def run_ingest_days(days: list[date], settings=None) -> list[str]:
-    """Run the real ``omnifuse_ingest`` DAG with ``dag.test()`` once per business date; returns run states."""
+def run_dag_days(dag_id: str, days: list[date], settings=None) -> list[str]:
+    """Run a real DAG with ``dag.test()`` once per business date (conf ``business_date``); returns run states."""
     settings = settings or load_settings()
     env = airflow_env(settings)
     os.environ.update(env)
     ensure_airflow_db(env)
-    dag = load_dag(settings, "omnifuse_ingest")
+    dag = load_dag(settings, dag_id)
     states = []
     for day in days:
         # the scheduled run for a business date fires at 03:00 UTC the next day
@@ -120,14 +120,19 @@ def run_ingest_days(days: list[date], settings=None) -> list[str]:
         run = dag.test(logical_date=logical, run_conf={"business_date": day.isoformat()})
         state = str(getattr(run, "state", run))
         states.append(state)
-        print(f"omnifuse_ingest {day}: {state}", flush=True)
+        print(f"{dag_id} {day}: {state}", flush=True)
     return states
+
+
+def run_ingest_days(days: list[date], settings=None) -> list[str]:
+    """Run the real ``omnifuse_ingest`` DAG once per business date; returns run states."""
+    return run_dag_days("omnifuse_ingest", days, settings)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from omnifuse import warehouse
     from omnifuse.generate import WorldConfig, generate
-    from omnifuse.report import audit_rows, format_audit
+    from omnifuse.report import audit_rows, format_audit, pipeline_summary
 
     settings = load_settings()
     url = warehouse.warehouse_url(settings)
@@ -148,10 +153,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"omnifuse_ingest did not succeed for {failed}: see the task logs under "
               f"{settings.state_dir / 'airflow' / 'logs'} (or `make airflow` to look in the UI).")
         return 1
+    last = days[-1]
+    # in production the Assets trigger these; dag.test() runs them in-process for the last date
+    for dag_id in ("omnifuse_retrain", "omnifuse_publish"):
+        if "success" not in run_dag_days(dag_id, [last], settings)[0]:
+            print(f"{dag_id} did not succeed for {last}: see {settings.state_dir / 'airflow' / 'logs'}.")
+            return 1
+    print()
+    print(pipeline_summary(last))
+    print()
     print("Look at the data:")
     print("  .venv/bin/omnifuse warehouse url          # the libpq URL of the embedded warehouse")
-    print('  psql "$(.venv/bin/omnifuse warehouse url)" -c "select * from ops.load_audit"')
-    print("  tables: raw.*, staging.*, quarantine.* (reason, detail), core.products, core.customers")
+    print('  psql "$(.venv/bin/omnifuse warehouse url)" -c "select * from mart.customer_recommendations limit 20"')
+    print("  make airflow                             # the same runs in the Airflow UI (http://localhost:8080)")
+    print(f"  Data Docs: {settings.state_dir / 'data_docs'}/<gate>/<date>/index.html")
     return 0
 
 
@@ -180,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_airflow_env)
 
     p = sub.add_parser("demo", help="generate a world and run the real DAGs on it, then print a summary")
-    world_args(p, 2_000, 300, 3)
+    world_args(p, 2_000, 300, 4)
     p.set_defaults(func=_cmd_demo)
 
     args = parser.parse_args(argv)

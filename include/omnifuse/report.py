@@ -46,3 +46,32 @@ def load_report(business_date: date, url: str | None = None) -> dict[str, object
         "lines_read": sum(int(r["lines_read"]) for r in rows),
         "rows_quarantined": sum(int(r["rows_quarantined"]) for r in rows),
     }
+
+
+def _table(cur, query: str, params: dict | None = None) -> list[tuple]:
+    cur.execute(query, params)
+    return cur.fetchall()
+
+
+def pipeline_summary(business_date: date, url: str | None = None) -> str:
+    """What the whole pipeline did for a date: identity, quality, models, champion, published tables."""
+    with warehouse.transaction(url) as cur:
+        cur.execute(warehouse.sql_text("report/pipeline_summary.sql"), {"business_date": business_date})
+        facts = dict(cur.fetchall())
+        models = _table(cur, warehouse.sql_text("report/model_metrics.sql"), {"business_date": business_date})
+        quality = _table(cur, "select table_name, checks, passed, failed_error, failed_warn from "
+                              "mart.data_quality_daily where business_date = %(d)s order by 1", {"d": business_date})
+        published = _table(cur, "select table_name, rows_published, round(swap_lock_ms::numeric, 1) from "
+                                "mart.publish_log where business_date = %(d)s order by published_at desc, table_name "
+                                "limit 6", {"d": business_date})
+    out = [f"== {business_date} ==",
+           f"identity: {facts.get('identifiers')} identifiers -> {facts.get('customers')} customers "
+           f"({facts.get('merged_crm_ids')} duplicate CRM ids merged, {facts.get('shared')} shared devices guarded); "
+           f"{facts.get('interactions')} interactions, {facts.get('attributed_share')} attributed",
+           "", "data quality (latest gates):"]
+    out += [f"  {t:<30} {c:>3} checks  {p:>3} passed  {e} blocking  {w} warnings" for t, c, p, e, w in quality]
+    out += ["", f"{'model (holdout)':<20} {'NDCG@10':>8} {'Recall@20':>9} {'cov@20':>7}"]
+    out += [f"  {m:<18} {n:8.4f} {r:9.4f} {c:7.3f}" for m, n, r, c in models]
+    out += ["", f"champion: {facts.get('champion')} — {facts.get('champion_reason')}", "", "published:"]
+    out += [f"  {t:<32} {n:>8} rows  swap lock {ms} ms" for t, n, ms in published]
+    return "\n".join(out)

@@ -93,3 +93,8 @@ def test_blocking_quality_failure_stops_the_day_before_the_asset(tiny_world, cle
         assert cur.fetchall() == [("error", False)]
         cur.execute("select passed from ops.quality_status where gate = 'staging' and business_date = %s", (day,))
         assert cur.fetchone() == (False,)
+        # the failure callback wrote an alert saying what happened and what to do
+        cur.execute("select task_id, business_date, error, hint from ops.alerts where dag_id = 'omnifuse_ingest'")
+        alerts = cur.fetchall()
+    assert [(t, d) for t, d, _, _ in alerts] == [("validate_staging", day)]
+    assert alerts[0][2].startswith("QualityGateError") and "clear the load task" in alerts[0][3]
