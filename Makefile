@@ -22,7 +22,7 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check dags include tests bench
+	$(VENV)/bin/ruff check dags include plugins tests bench
 
 bench: install
 	$(PY) bench/ingest.py

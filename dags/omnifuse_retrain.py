@@ -54,10 +54,10 @@ def _business_date():
 def _train(name: str):
     @task(task_id=f"train_{name}", doc_md=f"Fits `{name}` before the validation slice (for fusion) and before the "
           "holdout (evaluated and served); writes its holdout metrics and fit time to `ml.model_metrics`.")
-    def train(run_id: str) -> dict:
+    def train(training_run: str) -> dict:
         from omnifuse.retrain import train_model
 
-        return train_model(run_id, name)
+        return train_model(training_run, name)
 
     return train
 
@@ -82,17 +82,17 @@ def omnifuse_retrain():
 
     @task(doc_md="Learns the fusion variants (equal, RRF, learned linear, stacked) on the validation slice, scores "
           "every variant and the final model with business rules on the holdout, saves the fused model.")
-    def fuse_models(run_id: str, trained: list[dict]) -> dict:
+    def fuse_models(training_run: str, trained: list[dict]) -> dict:
         from omnifuse.retrain import fuse_models as fuse
 
-        return fuse(run_id)
+        return fuse(training_run)
 
     @task(doc_md="Registers the fused model and promotes it only if it beats the champion and popularity by the "
           "configured margin; otherwise keeps the champion and records why. Succeeds either way.")
-    def gate_champion(run_id: str, fused: dict) -> dict:
+    def gate_champion(training_run: str, fused: dict) -> dict:
         from omnifuse.retrain import gate_champion as gate
 
-        return gate(run_id)
+        return gate(training_run)
 
     @task(outlets=[ML_CHAMPION], doc_md="Announces the champion for the date (Asset `ml.champion`); "
           "`omnifuse_publish` is scheduled on it.")
@@ -102,9 +102,9 @@ def omnifuse_retrain():
                                                    "champion": decision["champion"]}
         return decision
 
-    run_id = prepare_training()
-    trained = [_train(name)(run_id) for name in MODELS]
-    emit_champion(gate_champion(run_id, fuse_models(run_id, trained)))
+    training_run = prepare_training()
+    trained = [_train(name)(training_run) for name in MODELS]
+    emit_champion(gate_champion(training_run, fuse_models(training_run, trained)))
 
 
 retrain_dag = omnifuse_retrain()

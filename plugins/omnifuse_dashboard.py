@@ -1,0 +1,57 @@
+"""The omnifuse view in the Airflow 3 UI: a FastAPI app served by the api-server under /omnifuse, linked from
+the navigation bar (external view). JSON endpoints for the same data live under /omnifuse/api/."""
+
+from __future__ import annotations
+
+import asyncio
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse
+
+app = FastAPI(title="omnifuse dashboard", description="Model quality, data health and recommendations.")
+
+
+@app.get("/", response_class=HTMLResponse)
+async def index(customer_id: str | None = None, days: int = Query(14, ge=1, le=365)) -> str:
+    from omnifuse.dashboard import page
+
+    return await asyncio.to_thread(page, customer_id or None, days)
+
+
+@app.get("/api/model-performance")
+async def model_performance(days: int = Query(14, ge=1, le=365)) -> list[dict]:
+    from omnifuse.dashboard import model_ndcg
+
+    return await asyncio.to_thread(model_ndcg, days)
+
+
+@app.get("/api/data-quality")
+async def data_quality(days: int = Query(7, ge=1, le=365)) -> list[dict]:
+    from omnifuse.dashboard import data_quality as rows
+
+    return await asyncio.to_thread(rows, days)
+
+
+@app.get("/api/freshness")
+async def freshness() -> list[dict]:
+    from omnifuse.dashboard import freshness as rows
+
+    return await asyncio.to_thread(rows)
+
+
+@app.get("/api/recommendations/{customer_id}")
+async def recommendations(customer_id: str) -> list[dict]:
+    from omnifuse.dashboard import recommendations as rows
+
+    found = await asyncio.to_thread(rows, customer_id)
+    if not found:
+        raise HTTPException(404, f"no published recommendations for customer {customer_id!r}")
+    return found
+
+
+class OmnifuseDashboard(AirflowPlugin):
+    name = "omnifuse_dashboard"
+    fastapi_apps = [{"app": app, "url_prefix": "/omnifuse", "name": "omnifuse dashboard"}]
+    external_views = [{"name": "omnifuse: models & data health", "href": "omnifuse/", "destination": "nav",
+                       "category": "browse", "url_route": "omnifuse"}]
