@@ -26,6 +26,10 @@ lint: install
 
 bench: install
 	$(PY) bench/ingest.py
+	$(PY) bench/identity.py
+	$(PY) bench/quality.py
+	$(PY) bench/models.py
+	$(PY) bench/publish.py
 
 # Airflow's UI on the embedded setup (same metadata database as `make demo`): http://localhost:8080
 airflow: install
