@@ -90,7 +90,9 @@ def resolve(crm: pd.DataFrame, evidence: pd.DataFrame, *, max_crm_links: int = 3
     status (resolved / shared / over_linked / unresolved), linked_customers, first_seen, last_seen.
     """
     edges = _crm_edges(crm)
-    links = edges.groupby(["identifier_type", "identifier"], sort=False)["customer_id"].transform("nunique")
+    edges["key"] = _key(edges)
+    # _crm_edges holds each (identifier, customer) once, so a group's size is its number of CRM ids
+    links = edges.groupby("key", sort=False)["key"].transform("size")
     over = edges[links > max_crm_links]
     edges = edges[links <= max_crm_links]
 
@@ -98,9 +100,8 @@ def resolve(crm: pd.DataFrame, evidence: pd.DataFrame, *, max_crm_links: int = 3
     customer_ids = np.array(sorted(set(crm["customer_id"]).union(login_ids)), dtype=object)
     canonical = _components(customer_ids, edges)
 
-    seen = evidence.groupby(["identifier_type", "identifier"], sort=False).agg(
-        first_seen=("first_seen", "min"), last_seen=("last_seen", "max")
-    )
+    evidence = evidence.assign(key=_key(evidence))
+    seen = evidence.groupby("key", sort=False).agg(first_seen=("first_seen", "min"), last_seen=("last_seen", "max"))
     crm_dates = crm.set_index("customer_id")["snapshot_date"]
 
     # customer ids: themselves, or the canonical id of the record they were merged into
@@ -113,34 +114,31 @@ def resolve(crm: pd.DataFrame, evidence: pd.DataFrame, *, max_crm_links: int = 3
     cust["linked_customers"] = 1
 
     # CRM identifiers: the canonical id of their (single) cluster
-    crm_map = edges.assign(customer_id=canonical.reindex(edges["customer_id"]).to_numpy())
-    crm_map = crm_map.groupby(["identifier_type", "identifier"], sort=False, as_index=False).agg(
-        customer_id=("customer_id", "first"), linked_customers=("customer_id", "nunique"))
+    crm_map = _by_identifier(edges.assign(customer_id=canonical.reindex(edges["customer_id"]).to_numpy()))
     crm_map["rule"] = "crm_" + crm_map["identifier_type"]
     crm_map["status"] = "resolved"
-    over_map = over.groupby(["identifier_type", "identifier"], sort=False, as_index=False).agg(
-        linked_customers=("customer_id", "nunique"))
+    over_map = over.drop_duplicates("key").assign(
+        linked_customers=over.groupby("key", sort=False)["key"].transform("size"))
     over_map = over_map.assign(customer_id=None, rule="guard_max_crm_links", status="over_linked")
 
     # login identifiers: resolved when every login was the same (canonical) customer, else shared
-    logins = evidence[evidence["identifier_type"].isin(list(LOGIN_IDENTIFIERS))]
-    logged = logins[logins["login_customer_id"].notna()]
-    logged = logged.assign(customer_id=canonical.reindex(logged["login_customer_id"]).to_numpy())
-    login_map = logged.groupby(["identifier_type", "identifier"], sort=False, as_index=False).agg(
-        customer_id=("customer_id", "first"), linked_customers=("customer_id", "nunique"))
+    logged = evidence[evidence["identifier_type"].isin(list(LOGIN_IDENTIFIERS)) & evidence["login_customer_id"].notna()]
+    login_map = _by_identifier(logged.assign(customer_id=canonical.reindex(logged["login_customer_id"]).to_numpy()))
     shared = login_map["linked_customers"] > 1
     login_map["rule"] = np.where(shared, "guard_shared_login", login_map["identifier_type"].map(LOGIN_IDENTIFIERS))
     login_map["status"] = np.where(shared, "shared", "resolved")
     login_map.loc[shared, "customer_id"] = None
 
+    cust["key"] = _key(cust)
     known = pd.concat([cust, crm_map, over_map, login_map], ignore_index=True)
-    key = ["identifier_type", "identifier"]
-    unresolved = seen.reset_index()[key]
-    unresolved = unresolved[~pd.MultiIndex.from_frame(unresolved).isin(pd.MultiIndex.from_frame(known[key]))]
-    unresolved = unresolved.assign(customer_id=None, rule="no_evidence", status="unresolved", linked_customers=0)
+    unresolved_keys = seen.index[~seen.index.isin(known["key"])]
+    unresolved = evidence.drop_duplicates("key").set_index("key").loc[unresolved_keys, ["identifier_type",
+                                                                                       "identifier"]]
+    unresolved = unresolved.reset_index().assign(customer_id=None, rule="no_evidence", status="unresolved",
+                                                 linked_customers=0)
 
     out = pd.concat([known, unresolved], ignore_index=True)
-    dates = seen.reindex(pd.MultiIndex.from_frame(out[key]))
+    dates = seen.reindex(out["key"])
     out["first_seen"] = dates["first_seen"].to_numpy()
     out["last_seen"] = dates["last_seen"].to_numpy()
     # an identifier only the CRM knows was last stated by the CRM snapshot of its customer
@@ -150,7 +148,21 @@ def resolve(crm: pd.DataFrame, evidence: pd.DataFrame, *, max_crm_links: int = 3
     out.loc[never, "last_seen"] = crm_seen[never]
     out["linked_customers"] = out["linked_customers"].astype("int64")
     out["customer_id"] = out["customer_id"].astype(object).where(out["customer_id"].notna(), None)
-    return out[MAP_COLUMNS].sort_values(key, ignore_index=True)
+    # no identifier type is a prefix of another, so ordering by key orders by (type, identifier)
+    return out.sort_values("key", ignore_index=True)[MAP_COLUMNS]
+
+
+def _key(frame: pd.DataFrame) -> pd.Series:
+    """One string per identifier: its type and value joined by a separator that occurs in neither."""
+    return frame["identifier_type"] + "\x1f" + frame["identifier"]
+
+
+def _by_identifier(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per key: identifier_type, identifier, key, the first customer_id and how many distinct ones."""
+    distinct = frame.drop_duplicates(["key", "customer_id"])
+    first = distinct.drop_duplicates("key")[["identifier_type", "identifier", "key", "customer_id"]]
+    counts = distinct.groupby("key", sort=False).size()
+    return first.assign(linked_customers=first["key"].map(counts).to_numpy()).reset_index(drop=True)
 
 
 def _lock_key(name: str) -> int:

@@ -59,11 +59,8 @@ def pipeline_summary(business_date: date, url: str | None = None) -> str:
         cur.execute(warehouse.sql_text("report/pipeline_summary.sql"), {"business_date": business_date})
         facts = dict(cur.fetchall())
         models = _table(cur, warehouse.sql_text("report/model_metrics.sql"), {"business_date": business_date})
-        quality = _table(cur, "select table_name, checks, passed, failed_error, failed_warn from "
-                              "mart.data_quality_daily where business_date = %(d)s order by 1", {"d": business_date})
-        published = _table(cur, "select table_name, rows_published, round(swap_lock_ms::numeric, 1) from "
-                                "mart.publish_log where business_date = %(d)s order by published_at desc, table_name "
-                                "limit 6", {"d": business_date})
+        quality = _table(cur, warehouse.sql_text("report/data_quality.sql"), {"business_date": business_date})
+        published = _table(cur, warehouse.sql_text("report/published.sql"), {"business_date": business_date})
     out = [f"== {business_date} ==",
            f"identity: {facts.get('identifiers')} identifiers -> {facts.get('customers')} customers "
            f"({facts.get('merged_crm_ids')} duplicate CRM ids merged, {facts.get('shared')} shared devices guarded); "

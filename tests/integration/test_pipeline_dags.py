@@ -46,6 +46,12 @@ def test_ingest_retrain_publish_all_succeed_and_chain_by_assets(pipeline):
         cur.execute("select count(*) from ml.model_metrics where run_id = %s", (f"retrain_{D:%Y%m%d}",))
         n_metrics = cur.fetchone()[0]
     assert customers > 100 and top == 20 and n_metrics > 100
+    from omnifuse.report import pipeline_summary
+
+    summary = pipeline_summary(D, url)
+    for part in ("staging.web_events", "core.interactions", "fused_with_rules", "champion: retrain_",
+                 "mart.customer_recommendations"):
+        assert part in summary, summary
 
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
