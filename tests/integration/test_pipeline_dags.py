@@ -127,3 +127,26 @@ def test_plugin_endpoints_answer_with_the_pipelines_data(dashboard, pipeline):
     status, kind, page = _get(f"{base}/?customer_id={customer}")
     assert status == 200 and "text/html" in kind
     assert "<svg" in page and "fused_with_rules" in page and recs[0]["product_id"] in page and "PASS" in page
+
+
+def test_view_renders_in_headless_chromium(dashboard, pipeline):
+    """Once, the real page in a real browser; the screenshot is kept as a test artifact."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (`apt-get install chromium`; .ci/run installs it)")
+    base, _ = dashboard
+    url, _ = pipeline
+    with warehouse.transaction(url) as cur:
+        cur.execute("select customer_id from mart.customer_recommendations order by 1 limit 1")
+        customer = cur.fetchone()[0]
+    out = load_settings().home / "test-artifacts" / "omnifuse-dashboard.png"
+    out.parent.mkdir(exist_ok=True)
+    out.unlink(missing_ok=True)
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1280,1800", f"--screenshot={out}", f"{base}/?customer_id={customer}"],
+                   check=True, capture_output=True, timeout=120)
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
