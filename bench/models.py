@@ -1,6 +1,7 @@
 """Retraining quality and cost: every base model, every fusion variant and the final fused model, on one split.
 
-    .venv/bin/python bench/models.py [--skip-scale] [--scale-customers 100000 --scale-products 10000 --scale-days 9]
+    .venv/bin/python bench/models.py [--part default|scale|both] [--reuse]
+                                     [--scale-customers 100000 --scale-products 10000 --scale-days 9]
 
 1. The default generated world (``WorldConfig()``) loaded day by day through the DAG's functions, then the
    whole retrain for its last day (holdout: the last day; fusion validation: the day before). Prints one
@@ -97,7 +98,9 @@ def _targets(table: dict[str, dict]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--part", choices=["default", "scale", "both"], default="both")
+    parser.add_argument("--reuse", action="store_true",
+                        help="scale part: retrain on the world already loaded in the warehouse (skip generate/load)")
     parser.add_argument("--scale-customers", type=int, default=100_000)
     parser.add_argument("--scale-products", type=int, default=10_000)
     parser.add_argument("--scale-days", type=int, default=9)
@@ -105,18 +108,18 @@ def main() -> int:
     url = warehouse.up()
     scratch = Path(tempfile.mkdtemp(prefix="omnifuse-bench-models-"))
     try:
-        cfg = WorldConfig()
-        load_s = _load(url, cfg, scratch / "default")
-        run_id, times = _retrain(url, cfg)
-        prep = times.pop("_prep")
-        print(f"default world: {cfg.customers} customers, {cfg.products} products, {cfg.days} days "
-              f"(loaded in {load_s:.1f} s); {prep['train_events']:,} training events, "
-              f"{prep['holdout_customers']} holdout customers\n")
-        table = _table(url, run_id, times)
-        _targets(table)
-        if not args.skip_scale:
+        if args.part in ("default", "both"):
+            cfg = WorldConfig()
+            load_s = _load(url, cfg, scratch / "default")
+            run_id, times = _retrain(url, cfg)
+            prep = times.pop("_prep")
+            print(f"default world: {cfg.customers} customers, {cfg.products} products, {cfg.days} days "
+                  f"(loaded in {load_s:.1f} s); {prep['train_events']:,} training events, "
+                  f"{prep['holdout_customers']} holdout customers\n")
+            _targets(_table(url, run_id, times))
+        if args.part in ("scale", "both"):
             cfg = WorldConfig(customers=args.scale_customers, products=args.scale_products, days=args.scale_days)
-            load_s = _load(url, cfg, scratch / "scale")
+            load_s = 0.0 if args.reuse else _load(url, cfg, scratch / "scale")
             run_id, times = _retrain(url, cfg)
             prep = times.pop("_prep")
             print(f"\nscale: {prep['customers']:,} customers with history, {prep['products']:,} products, "

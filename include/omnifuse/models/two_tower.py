@@ -7,7 +7,9 @@
 
 Both end in an L2-normalised 32-d vector; training maximises the in-batch softmax of the true (customer,
 product) pair against the other products of the batch, with the logQ correction for popularity sampling
-(Yi et al. 2019). Positives are sampled in proportion to event weight. CPU only; deterministic for a seed.
+(Yi et al. 2019). Positives are sampled in proportion to event weight (at most ``max_pairs``); past
+``max_steps`` per fit the batch grows instead of the step count, so CPU time stays bounded on big worlds.
+CPU only; deterministic for a seed.
 After training, the towers' outputs for every customer and product are kept as numpy arrays, so scoring
 and loading need no TensorFlow.
 """
@@ -26,9 +28,10 @@ class TwoTower(Recommender):
     name = "two_tower"
 
     def __init__(self, seed: int = 7, dim: int = 32, epochs: int = 4, batch_size: int = 1024,
-                 learning_rate: float = 0.01, temperature: float = 0.1, max_pairs: int = 3_000_000):
+                 learning_rate: float = 0.01, temperature: float = 0.1, max_pairs: int = 1_000_000,
+                 max_steps: int = 2500):
         super().__init__(seed, dim=dim, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                         temperature=temperature, max_pairs=max_pairs)
+                         temperature=temperature, max_pairs=max_pairs, max_steps=max_steps)
 
     def fit(self, data: Dataset) -> TwoTower:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -90,7 +93,8 @@ class TwoTower(Recommender):
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
             return loss
 
-        bs = p["batch_size"]
+        # big worlds get bigger batches (more in-batch negatives) and a step budget: CPU time stays bounded
+        bs = max(p["batch_size"], 2 ** int(np.ceil(np.log2(max(1, n_pairs * p["epochs"] / p["max_steps"])))))
         for _ in range(p["epochs"]):
             order = rng.permutation(n_pairs)
             for start in range(0, n_pairs - bs + 1 if n_pairs >= bs else 1, bs):
