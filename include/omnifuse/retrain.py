@@ -26,7 +26,7 @@ from omnifuse import warehouse
 from omnifuse.config import Settings, load_settings
 from omnifuse.evaluate import KS, Split, evaluate, make_split, ranking_metrics
 from omnifuse.features import Dataset, load_dataset
-from omnifuse.fusion import LEARNED, VARIANTS, FusedModel, candidates, fit_learners, rank, variant_scores
+from omnifuse.fusion import VARIANTS, FusedModel, candidates, fit_learners, rank, variant_scores
 from omnifuse.models import BASE_MODELS, model_class
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,6 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
     holdout_start = (plan.split_date - date(1970, 1, 1)).days
     learners, valid_ndcg, weights = fit_learners(_load_models(plan.artifact_dir / "valid", names), data, valid,
                                                  holdout_start, 50, settings.seed)
-    learned_best = max(LEARNED, key=lambda v: valid_ndcg[v])
     choice = max(VARIANTS, key=lambda v: valid_ndcg[v])
     served = _load_models(plan.artifact_dir / "holdout", names)
 
@@ -179,14 +178,11 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
                    plan.split_date, "validation", None)
     fused.save(plan.artifact_dir / "fused")
     np.savez(plan.artifact_dir / "fused" / "holdout_recs.npz", users=holdout.users, recs=final_recs)
-    weights.setdefault(learned_best, {})
-    stacked = learners["stacked"]
     with warehouse.transaction(url) as cur:
         cur.execute("delete from ml.fusion_weights where run_id = %s", (run_id,))
         for variant, w in weights.items():
             for feature, value in w.items():
                 cur.execute("insert into ml.fusion_weights values (%s, %s, %s, %s)", (run_id, variant, feature, value))
-        cur.execute("insert into ml.fusion_weights values (%s, 'stacked', 'n_iter', %s)", (run_id, stacked.n_iter_))
     ndcg10 = {name: next(v for m, k, v in rows if m == "ndcg" and k == 10) for name, rows in results.items()}
     summary = {"run_id": run_id, "variant": choice,
                "validation_ndcg@10": {k: round(v, 4) for k, v in valid_ndcg.items()},
