@@ -31,7 +31,6 @@ from omnifuse.features import CHANNELS, Dataset
 from omnifuse.models import Recommender, model_class
 
 VARIANTS = ("equal", "rrf", "linear", "stacked")
-LEARNED = ("linear", "stacked")
 
 
 class LeakageError(RuntimeError):
