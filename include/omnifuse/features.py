@@ -48,6 +48,7 @@ class Dataset:
     purchase: np.ndarray  # bool
     basket: np.ndarray  # int code of the session / receipt
     _matrix: sp.csr_matrix | None = field(default=None, repr=False)
+    _features: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_users(self) -> int:
@@ -85,6 +86,8 @@ class Dataset:
 
     def user_features(self) -> np.ndarray:
         """Per customer: channel mix (4 shares), recency (days since last event, log), frequency (log events)."""
+        if self._features is not None:
+            return self._features
         mix = np.zeros((self.n_users, len(CHANNELS)), dtype=np.float32)
         np.add.at(mix, (self.user, self.channel), 1.0)
         count = mix.sum(axis=1, keepdims=True)
@@ -93,7 +96,8 @@ class Dataset:
         np.maximum.at(last, self.user, self.day)
         end = self.day.max() + 1 if len(self.day) else 0
         recency = np.where(last >= 0, np.log1p(end - last), np.log1p(365))
-        return np.hstack([mix, recency[:, None], np.log1p(count)]).astype(np.float32)
+        self._features = np.hstack([mix, recency[:, None], np.log1p(count)]).astype(np.float32)
+        return self._features
 
     def bought(self) -> sp.csr_matrix:
         """Customer × product, 1 where the customer purchased the product."""

@@ -59,37 +59,49 @@ class Candidates:
 
 
 def candidates(models: dict[str, Recommender], data: Dataset, users: np.ndarray, exclude: sp.csr_matrix,
-               n_candidates: int) -> Candidates:
+               n_candidates: int, batch: int = 1000) -> Candidates:
+    """Candidates of every user, computed ``batch`` users at a time (dense scores stay batch × products)."""
+    parts = [_candidates(models, data, users[s:s + batch], exclude, n_candidates)
+             for s in range(0, len(users), batch)]
+    if not parts:
+        parts = [_candidates(models, data, users[:0], exclude, n_candidates)]
+    offsets = np.cumsum([0] + [min(batch, len(users) - s) for s in range(0, len(users), batch)])[:-1]
+    return Candidates(
+        row=np.concatenate([p.row + o for p, o in zip(parts, offsets, strict=False)]),
+        item=np.concatenate([p.item for p in parts]), z=np.concatenate([p.z for p in parts]),
+        rr=np.concatenate([p.rr for p in parts]), extra=np.concatenate([p.extra for p in parts]),
+        in_top=np.concatenate([p.in_top for p in parts]),
+    )
+
+
+def _candidates(models: dict[str, Recommender], data: Dataset, users: np.ndarray, exclude: sp.csr_matrix,
+                n_candidates: int) -> Candidates:
     names = list(models)
     excl = exclude[users]
     er, ec = excl.nonzero()
-    zs, tops = [], []
+    zs, positions = [], []
     mask = np.zeros((len(users), data.n_items), dtype=bool)
+    n = min(n_candidates, data.n_items)
+    rows = np.arange(len(users))[:, None]
     for name in names:
         s = models[name].score(data, users).astype(np.float32)
         z = (s - s.mean(axis=1, keepdims=True)) / (s.std(axis=1, keepdims=True) + 1e-6)
         z[er, ec] = -np.inf
-        n = min(n_candidates, data.n_items)
-        top = np.argpartition(-z, n - 1, axis=1)[:, :n]
+        top = np.argpartition(-z, n - 1, axis=1)[:, :n] if len(users) else np.zeros((0, n), dtype=np.int64)
         order = np.argsort(-np.take_along_axis(z, top, axis=1), axis=1, kind="stable")
         top = np.take_along_axis(top, order, axis=1)
-        mask[np.arange(len(users))[:, None], top] = True
+        mask[rows, top] = True
+        pos = np.zeros((len(users), data.n_items), dtype=np.int16)  # 1-based rank in this model's top-n
+        pos[rows, top] = np.arange(1, n + 1, dtype=np.int16)[None, :]
         zs.append(z)
-        tops.append(top)
+        positions.append(pos)
     mask[er, ec] = False
     row, item = mask.nonzero()
     z = np.stack([zz[row, item] for zz in zs], axis=1)
     z = np.where(np.isfinite(z), z, -10.0).astype(np.float32)
-    rr = np.zeros((len(row), len(names)), dtype=np.float32)
-    in_top = np.zeros((len(row), len(names)), dtype=bool)
-    pos_index = pd.MultiIndex.from_arrays([row, item])
-    for m, top in enumerate(tops):
-        r = np.repeat(np.arange(len(users)), top.shape[1])
-        ranks = np.tile(np.arange(1, top.shape[1] + 1), len(users))
-        where = pos_index.get_indexer(pd.MultiIndex.from_arrays([r, top.ravel()]))
-        ok = where >= 0
-        rr[where[ok], m] = 1.0 / (60.0 + ranks[ok])
-        in_top[where[ok], m] = True
+    ranks = np.stack([pos[row, item] for pos in positions], axis=1)
+    in_top = ranks > 0
+    rr = np.where(in_top, 1.0 / (60.0 + ranks), 0.0).astype(np.float32)
     uf = data.user_features()[users]
     pop = np.log1p(np.bincount(data.item, weights=data.weight, minlength=data.n_items))
     store_share = uf[:, CHANNELS.index("store")]
