@@ -132,7 +132,6 @@ def train_model(run_id: str, name: str, *, url: str | None = None) -> dict:
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
     valid, holdout = plan.splits(data)
     cls = model_class(name)
-    started = time.perf_counter()
     cls(seed=seed).fit(valid.train).save(plan.artifact_dir / "valid" / name)
     started = time.perf_counter()
     model = cls(seed=seed).fit(holdout.train)
