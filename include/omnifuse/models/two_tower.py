@@ -29,7 +29,7 @@ class TwoTower(Recommender):
 
     def __init__(self, seed: int = 7, dim: int = 32, epochs: int = 4, batch_size: int = 1024,
                  learning_rate: float = 0.01, temperature: float = 0.1, max_pairs: int = 1_000_000,
-                 max_steps: int = 2500):
+                 max_steps: int = 1500):
         super().__init__(seed, dim=dim, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                          temperature=temperature, max_pairs=max_pairs, max_steps=max_steps)
 
