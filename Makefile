@@ -33,7 +33,7 @@ bench: install
 
 # Airflow's UI on the embedded setup (same metadata database as `make demo`): http://localhost:8080
 airflow: install
-	eval "$$($(VENV)/bin/omnifuse airflow-env)" && $(VENV)/bin/airflow standalone
+	eval "$$($(VENV)/bin/omnifuse airflow-env)" && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/airflow standalone
 
 warehouse-down: install
 	$(VENV)/bin/omnifuse warehouse down
