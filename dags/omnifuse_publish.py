@@ -25,8 +25,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
-from omnifuse.assets import ML_CHAMPION, alert_on_failure
+from airflow.sdk import dag, task
+from omnifuse.assets import ML_CHAMPION, alert_on_failure, asset_run_business_date
 
 DEFAULT_ARGS = {
     "on_failure_callback": alert_on_failure,
@@ -36,15 +36,6 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=20),
 }
-
-
-def _business_date():
-    from omnifuse.runs import business_date_for_asset_run
-
-    ctx = get_current_context()
-    events = ctx.get("triggering_asset_events") or {}
-    extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
-    return business_date_for_asset_run(ctx["dag_run"].conf, extras)
 
 
 @dag(
@@ -62,7 +53,7 @@ def omnifuse_publish():
     def plan_batches() -> list[dict]:
         from omnifuse.publish import plan_batches as plan
 
-        day = _business_date()
+        day = asset_run_business_date()
         return [{"business_date": day.isoformat(), "batch": b} for b in plan(day)]
 
     @task(doc_md="Scores one batch of customers with the champion, applies the business rules, writes the top-K "
@@ -79,7 +70,7 @@ def omnifuse_publish():
     def publish_mart(scored: list[dict]) -> dict:
         from omnifuse.publish import publish_mart as publish
 
-        return publish(_business_date())
+        return publish(asset_run_business_date())
 
     publish_mart(score_batch.expand(job=plan_batches()))
 

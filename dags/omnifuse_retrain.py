@@ -29,7 +29,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
-from omnifuse.assets import CORE_INTERACTIONS, ML_CHAMPION, alert_on_failure
+from omnifuse.assets import CORE_INTERACTIONS, ML_CHAMPION, alert_on_failure, asset_run_business_date
 
 MODELS = ("popularity", "popularity_channel", "item_knn", "pure_svd", "ease", "assoc_rules", "two_tower")
 DEFAULT_ARGS = {
@@ -40,15 +40,6 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=30),
 }
-
-
-def _business_date():
-    from omnifuse.runs import business_date_for_asset_run
-
-    ctx = get_current_context()
-    events = ctx.get("triggering_asset_events") or {}
-    extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
-    return business_date_for_asset_run(ctx["dag_run"].conf, extras)
 
 
 def _train(name: str):
@@ -78,7 +69,7 @@ def omnifuse_retrain():
     def prepare_training() -> str:
         from omnifuse.retrain import prepare_training as prepare
 
-        return prepare(_business_date())["run_id"]
+        return prepare(asset_run_business_date())["run_id"]
 
     @task(doc_md="Learns the fusion variants (equal, RRF, learned linear, stacked) on the validation slice, scores "
           "every variant and the final model with business rules on the holdout, saves the fused model.")

@@ -15,6 +15,19 @@ CORE_INTERACTIONS = Asset(name="core.interactions", uri="postgres://omnifuse-war
 ML_CHAMPION = Asset(name="ml.champion", uri="postgres://omnifuse-warehouse:5432/omnifuse/ml/model_registry")
 
 
+def asset_run_business_date():
+    """The business date an Asset-scheduled run (retrain, publish) processes: its conf, else the latest date
+    announced by the triggering Asset events (see ``omnifuse.runs.business_date_for_asset_run``)."""
+    from airflow.sdk import get_current_context
+
+    from omnifuse.runs import business_date_for_asset_run
+
+    ctx = get_current_context()
+    events = ctx.get("triggering_asset_events") or {}
+    extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
+    return business_date_for_asset_run(ctx["dag_run"].conf, extras)
+
+
 def alert_on_failure(context) -> None:
     """``on_failure_callback``: record the failure in ``ops.alerts`` and call the configured notifier, if any.
 
