@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+from _isolated import isolated_url
 from omnifuse import warehouse
 from omnifuse.daily import run_day
 from omnifuse.generate import WorldConfig, generate
@@ -113,7 +114,7 @@ def main() -> int:
     parser.add_argument("--scale-customers", type=int, default=240_000)
     parser.add_argument("--skip-scale", action="store_true")
     args = parser.parse_args()
-    url = warehouse.up()
+    url = isolated_url("identity")  # never the user's warehouse
     scratch = Path(tempfile.mkdtemp(prefix="omnifuse-bench-identity-"))
     try:
         print(f"{'world':8} {'ids':>6} {'precision':>9} {'recall':>7} {'no-evid.':>8} {'shared':>6} "

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
+from _isolated import isolated_url
 from omnifuse import ingest, sources, warehouse
 from omnifuse.generate import WorldConfig, generate
 
@@ -89,7 +90,7 @@ def main() -> int:
     if events < args.events:
         print(f"warning: generated {events:,} < {args.events:,} events requested", file=sys.stderr)
 
-    url = warehouse.warehouse_url()
+    url = isolated_url("ingest")  # never the user's warehouse
     for name in ("catalog", "stores", "fx_rates"):
         ingest.ingest_source(name, DAY, landing_dir=out, url=url)
 

@@ -21,6 +21,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from _isolated import isolated_url
 from omnifuse import warehouse
 from omnifuse.daily import run_day
 from omnifuse.generate import WorldConfig, generate
@@ -105,7 +106,7 @@ def main() -> int:
     parser.add_argument("--scale-products", type=int, default=10_000)
     parser.add_argument("--scale-days", type=int, default=9)
     args = parser.parse_args()
-    url = warehouse.up()
+    url = isolated_url("models")  # never the user's warehouse
     scratch = Path(tempfile.mkdtemp(prefix="omnifuse-bench-models-"))
     try:
         if args.part in ("default", "both"):

@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+from _isolated import isolated_url
 from omnifuse import warehouse
 from omnifuse.daily import run_day
 from omnifuse.generate import WorldConfig, generate
@@ -48,7 +49,7 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--k", type=int, default=20)
     args = parser.parse_args()
-    url = warehouse.up()
+    url = isolated_url("publish")  # never the user's warehouse
     scratch = Path(tempfile.mkdtemp(prefix="omnifuse-bench-publish-"))
     try:
         cfg = WorldConfig()

@@ -22,6 +22,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from _isolated import isolated_url
 from omnifuse import warehouse
 from omnifuse.daily import LOAD_ORDER
 from omnifuse.generate import WorldConfig, generate
@@ -98,7 +99,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=105_000)
     args = parser.parse_args()
-    url = warehouse.up()
+    url = isolated_url("quality")  # never the user's warehouse
     scratch = Path(tempfile.mkdtemp(prefix="omnifuse-bench-quality-"))
     try:
         cfg = WorldConfig(customers=args.customers, products=5000, days=1, start=DAY, sessions_per_customer_day=2.0)

@@ -1,4 +1,8 @@
-"""Shared fixtures: a real PostgreSQL warehouse (embedded, or OMNIFUSE_WAREHOUSE_URL) and tiny worlds.
+"""Shared fixtures: a real PostgreSQL warehouse of the session's own and tiny worlds.
+
+Tests never touch the user's warehouse: the session runs its own embedded server in a temporary state folder and
+ignores ``OMNIFUSE_WAREHOUSE_URL`` (and Airflow's metadata database, model store, ...); an external server is used
+only through ``OMNIFUSE_TEST_WAREHOUSE_URL``, naming a disposable database (see ``omnifuse.warehouse.isolate``).
 
 Every test must carry one tier marker (dags, unit, integration); tests in tests/<tier>/ get it from their
 folder, and a test outside those folders without one fails collection.
@@ -7,7 +11,6 @@ folder, and a test outside those folders without one fails collection.
 from __future__ import annotations
 
 import os
-import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -16,12 +19,18 @@ import pytest
 TIERS = ("dags", "unit", "integration")
 ROOT = Path(__file__).resolve().parents[1]
 
-# A private state folder for the whole session (short path: unix sockets are limited to 107 bytes).
-_STATE = Path(tempfile.mkdtemp(prefix="omnifuse-test-"))
-os.environ.setdefault("OMNIFUSE_STATE_DIR", str(_STATE))
-os.environ.setdefault("OMNIFUSE_HOME", str(ROOT))
-os.environ.setdefault("OMNIFUSE_LANDING_DIR", str(_STATE / "landing"))
+os.environ["OMNIFUSE_HOME"] = str(ROOT)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+def _isolate() -> Path:
+    """A private state folder (embedded server, Airflow home, models) for the whole session, before settings load."""
+    from omnifuse import warehouse
+
+    return warehouse.isolate("omnifuse-test-")
+
+
+_STATE = _isolate()
 
 
 def _configure_airflow() -> None:
@@ -47,22 +56,18 @@ def pytest_collection_modifyitems(config, items):
 def warehouse_url():
     from omnifuse import warehouse
 
-    if os.environ.get("OMNIFUSE_WAREHOUSE_URL"):
-        warehouse.migrate(os.environ["OMNIFUSE_WAREHOUSE_URL"])
-        yield os.environ["OMNIFUSE_WAREHOUSE_URL"]
-        return
-    url = warehouse.up()
+    url = warehouse.isolated_url()
     yield url
     import sys
 
     if "airflow.settings" in sys.modules:  # close Airflow's pooled connections before the server stops
         sys.modules["airflow.settings"].dispose_orm()
-    warehouse.down()
+    warehouse.release(_STATE)
 
 
 @pytest.fixture
 def clean_warehouse(warehouse_url):
-    """An empty, migrated warehouse for this test."""
+    """An empty, migrated warehouse for this test (the session's own: see :func:`warehouse_url`)."""
     from omnifuse import warehouse
 
     with warehouse.transaction(warehouse_url) as cur:

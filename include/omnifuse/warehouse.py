@@ -12,6 +12,8 @@ import hashlib
 import logging
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -188,6 +190,98 @@ def describe(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return parts._replace(netloc=netloc).geturl()
     return url
+
+
+# --- isolation for tests and benchmarks ------------------------------------------------------------------
+
+#: The only variable through which tests and benchmarks use an external server: a *disposable* database.
+TEST_WAREHOUSE_ENV = "OMNIFUSE_TEST_WAREHOUSE_URL"
+#: Variables that point a process at the user's warehouse, Airflow metadata, state or model store: an isolated
+#: process never inherits them.
+USER_ENV = ("OMNIFUSE_WAREHOUSE_URL", f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW_HOME", "OMNIFUSE_STATE_DIR", "OMNIFUSE_LANDING_DIR",
+            "OMNIFUSE_MODEL_STORE", "OMNIFUSE_BI_ROLE", "OMNIFUSE_BI_PASSWORD")
+#: A table whose presence says "a test or benchmark claimed this database while it held no pipeline data".
+DISPOSABLE_MARKER = "omnifuse_disposable"
+#: Tables whose rows mean a database holds a real pipeline's data: a test or benchmark never touches it.
+_PIPELINE_DATA = ("mart.publish_log", "ml.model_registry", "core.interactions")
+
+
+def isolate(prefix: str = "omnifuse-isolated-", state_dir: Path | None = None) -> Path:
+    """Point this process at a warehouse of its own; call before anything loads settings or imports Airflow.
+
+    Drops every :data:`USER_ENV` variable and sets ``OMNIFUSE_STATE_DIR`` to ``state_dir`` or a fresh temporary
+    folder (short, under the system temp dir: unix sockets are limited to 107 bytes), so the embedded server,
+    Airflow home and model store live there. An external server is used only when ``OMNIFUSE_TEST_WAREHOUSE_URL``
+    names one, and only if :func:`claim_disposable` accepts it. Returns the state folder.
+    """
+    external = os.environ.get(TEST_WAREHOUSE_ENV)
+    for name in USER_ENV:
+        os.environ.pop(name, None)
+    if external:
+        claim_disposable(external)
+    state = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix=prefix))
+    state.mkdir(parents=True, exist_ok=True)
+    os.environ["OMNIFUSE_STATE_DIR"] = str(state)
+    os.environ["OMNIFUSE_LANDING_DIR"] = str(state / "landing")
+    if external:
+        os.environ["OMNIFUSE_WAREHOUSE_URL"] = external
+        # roles are cluster-wide: never re-password the user's BI role from a test or benchmark
+        import secrets
+
+        os.environ["OMNIFUSE_BI_ROLE"] = os.environ.get("OMNIFUSE_TEST_BI_ROLE", "omnifuse_test_bi")
+        os.environ["OMNIFUSE_BI_PASSWORD"] = secrets.token_urlsafe(18)
+    return state
+
+
+def claim_disposable(url: str) -> None:
+    """Accept ``url`` for tests or benchmarks, or raise :class:`WarehouseError`.
+
+    A database is disposable when an earlier test or benchmark claimed it (the ``public.omnifuse_disposable``
+    marker), or when it holds no pipeline data (no rows in ``mart.publish_log``, ``ml.model_registry`` or
+    ``core.interactions``); it is then claimed. Anything else is somebody's warehouse and is refused untouched.
+    """
+    with transaction(url) as cur:
+        cur.execute("select to_regclass(%s) is not null", (f"public.{DISPOSABLE_MARKER}",))
+        if cur.fetchone()[0]:
+            return
+        for table in _PIPELINE_DATA:
+            cur.execute("select to_regclass(%s) is not null", (table,))
+            if not cur.fetchone()[0]:
+                continue
+            schema, name = table.split(".")
+            cur.execute(sql.SQL("select exists (select 1 from {})").format(sql.Identifier(schema, name)))
+            if cur.fetchone()[0]:
+                raise WarehouseError(
+                    f"refusing {describe(url)} for tests/benchmarks: it holds pipeline data ({table} has rows), "
+                    f"and tests drop every omnifuse schema. Point {TEST_WAREHOUSE_ENV} at an empty, disposable "
+                    "database, or unset it to use a private embedded server."
+                )
+        cur.execute(sql.SQL("create table public.{} (claimed_at timestamptz not null default now(), note text)")
+                    .format(sql.Identifier(DISPOSABLE_MARKER)))
+        cur.execute(sql.SQL("insert into public.{} (note) values (%s)").format(sql.Identifier(DISPOSABLE_MARKER)),
+                    ("claimed by omnifuse tests/benchmarks: its omnifuse schemas may be dropped at any time",))
+
+
+def isolated_url() -> str:
+    """The warehouse of an isolated process (after :func:`isolate`), started and migrated: the disposable external
+    database, else the embedded server of the isolated state folder (checked too, in case it was reused)."""
+    settings = load_settings()
+    if settings.warehouse_url:
+        migrate(settings.warehouse_url)
+        return settings.warehouse_url
+    url = up(settings)
+    claim_disposable(url)
+    return url
+
+
+def release(state: Path, *, remove: bool = True) -> None:
+    """Stop the isolated embedded server of ``state`` (if it runs) and, with ``remove``, delete the folder."""
+    settings = load_settings()
+    if settings.state_dir == Path(state).resolve() and is_embedded(settings):
+        down(settings)
+    if remove:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 # --- SQL files -----------------------------------------------------------------------------------------
