@@ -1,4 +1,4 @@
-"""The ``omnifuse`` command: ``warehouse``, ``generate``, ``airflow-env``, ``demo``."""
+"""The ``omnifuse`` command: ``warehouse``, ``generate``, ``convert``, ``airflow-env``, ``demo``."""
 
 from __future__ import annotations
 
@@ -82,6 +82,25 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     print(f"wrote {summary['events']:,} events over {cfg.days} days to {args.out} in {seconds:.1f}s "
           f"({summary['events'] / seconds:,.0f} events/s)")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from omnifuse.realdata import online_retail
+
+    lines = online_retail.read_lines(Path(args.src))
+    first, last = lines["business_date"].min(), lines["business_date"].max()
+    start = date.fromisoformat(args.date_from) if args.date_from else first
+    end = date.fromisoformat(args.date_to) if args.date_to else last
+    options = online_retail.ConvertOptions(shift_days=args.shift_days, empty=args.empty,
+                                           catalog_currency=args.catalog_currency)
+    started = time.perf_counter()
+    summary = online_retail.convert(lines, Path(args.out), start, end, options)
+    print(f"{args.dataset}: {len(lines):,} lines ({first} .. {last}); wrote {len(summary.days)} business dates "
+          f"{summary.days[0]} .. {summary.days[-1]} to {args.out} in {time.perf_counter() - started:.1f}s: "
+          f"{summary.pos_lines:,} POS lines ({summary.negative_lines:,} negative, {summary.anonymous_lines:,} "
+          f"anonymous), {len(summary.empty_store_days)} days without sales, {summary.products:,} products, "
+          f"{summary.customers:,} customers")
     return 0
 
 
@@ -190,6 +209,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--clean", action="store_true", help="no planted mess")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("convert", help="convert a real public data set into the landing zone (see omnifuse.realdata)")
+    p.add_argument("dataset", choices=["online-retail"])
+    p.add_argument("--src", required=True, help="the data set's file (.csv, .csv.gz, .parquet or .xlsx)")
+    p.add_argument("--out", required=True, help="landing zone root (e.g. $OMNIFUSE_LANDING_DIR)")
+    p.add_argument("--from", dest="date_from", help="first business date (default: the data's first)")
+    p.add_argument("--to", dest="date_to", help="last business date (default: the data's last)")
+    p.add_argument("--shift-days", type=int, default=0, help="move every date and time by this many days")
+    p.add_argument("--empty", choices=["manifest", "header"], default="manifest",
+                   help="an empty delivery is a manifest listing no file (default) or header-only files")
+    p.add_argument("--catalog-currency", default="GBP", help="currency of the catalog prices (GBP or EUR)")
+    p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("airflow-env", help="print shell exports for running Airflow on the embedded setup")
     p.set_defaults(func=_cmd_airflow_env)
