@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     from omnifuse.realdata import online_retail
 
     settings = load_settings()
-    commit = subprocess.run(["git", "-C", str(settings.home), "rev-parse", "--short", "HEAD"], capture_output=True,
+    commit = subprocess.run(["git", "-C", str(settings.home), "describe", "--always", "--dirty"], capture_output=True,
                             text=True).stdout.strip()
     started = time.perf_counter()
     lines = online_retail.read_lines(args.src)
