@@ -11,9 +11,10 @@ its own embedded warehouse in a temporary state folder (``bench/_isolated.py``),
 1. converts the last ``--days`` + ``--test-days`` days available: the first ``--days`` (the training window,
    ending at the business date T) into the landing zone; the last ``--test-days`` are never loaded;
 2. loads the training window through the real ``omnifuse_ingest`` DAG, one business date at a time
-   (``omnifuse.backfill.backfill`` when it exists; else ``omnifuse.cli.run_dag_days``, and then every date is
-   moved by a multiple of 7 days to fall after the DAGs' ``start_date``, because ``dag.test()`` runs nothing
-   for earlier dates), then ``omnifuse_retrain`` and ``omnifuse_publish`` for T;
+   (``omnifuse.backfill.backfill`` when it exists, or as ``--loader`` says; else
+   ``omnifuse.cli.run_dag_days``, and then every date is moved by a multiple of 7 days to fall after the DAGs'
+   ``start_date``, because ``dag.test()`` runs nothing for earlier dates), then ``omnifuse_retrain`` and
+   ``omnifuse_publish`` for T;
 3. evaluates on the protocol of issue 12's table: top-20, customers with a purchase in the training window and
    a purchase of a product they had not bought in it during the next ``--test-days`` days; hits are those new
    products, minus any the customer returned in that period (a returned item is never a hit); non-product codes
