@@ -3,12 +3,20 @@
 
 **Publishes the champion's output for BI**, scheduled on the `ml.champion` Asset from `omnifuse_retrain`.
 Trigger it by hand for any date with `{"business_date": "YYYY-MM-DD"}`; republishing a date replaces it exactly.
+**Out of order**: a date older than the one live in `mart` writes only its history partitions
+(`mart.publish_log.live = false`); add `"force": true` to the conf to swap it in anyway (a rollback of the marts).
+
+Every known customer gets a list: personalised by the champion, or a labelled fallback (`source` =
+`fallback_segment` / `fallback_channel` / `fallback_store` / `fallback_popular`) for customers without usable
+history; `mart.publish_log` records the shares. `mart.recommendation_contributions` gives each base model's
+weight × normalised score behind every personalised recommendation.
 
 | step | reads | writes |
 | --- | --- | --- |
-| `plan_batches` | champion in `ml.model_registry` | batch numbers (XCom) |
-| `score_batch` (mapped) | champion artifacts, `core.products` (today's stock) | `ml.recommendation_batches` |
-| `publish_mart` | batches, `core.interactions`, `ml.*` | every `mart.*` table, `*_history`, `mart.publish_log` |
+| `resolve_champion` | champion in `ml.model_registry` (once per run) | date, `model_version`, `force` |
+| `plan_batches` | that version's artifacts | batch numbers (XCom) |
+| `score_batch` (mapped) | that version's artifacts, `core.products` (today's stock) | `ml.recommendation_batches` |
+| `publish_mart` | batches, `core.usable_interactions`, `core.customers` | every `mart.*` table, history, log |
 
 Every table is built aside as `mart.<table>__next`, checked (at most K rows per customer, no duplicates, ranks
 1..n, scores non-increasing, products in the catalog and in stock), then swapped in by rename inside one
@@ -16,26 +24,19 @@ transaction: BI readers see yesterday's table or today's, never half of one. The
 (`OMNIFUSE_BI_ROLE`) can `SELECT` on `mart` and nothing else.
 
 **When a task fails**: `PublishCheckError` lists which output check failed; yesterday's tables are untouched.
+`ModelArtifactError` means the champion's artifact is missing or corrupt: re-run `omnifuse_retrain` for its date
+(or roll the registry back), then this DAG. Both fail at once (no retry).
 Look at `ml.recommendation_batches` for the date and the champion in `ml.model_registry`, then clear the task.
 A swap that keeps timing out means long BI queries hold the table: clear the task later.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from contextlib import contextmanager
 
 import pendulum
 from airflow.sdk import dag, task
-from omnifuse.assets import ML_CHAMPION, alert_on_failure, asset_run_business_date
-
-DEFAULT_ARGS = {
-    "on_failure_callback": alert_on_failure,
-    "owner": "data-platform",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=20),
-}
+from omnifuse.assets import DEFAULT_ARGS, ML_CHAMPION, asset_run_business_date
 
 
 @dag(
@@ -49,30 +50,68 @@ DEFAULT_ARGS = {
     doc_md=__doc__,
 )
 def omnifuse_publish():
-    @task(doc_md="Splits the champion's active customers into scoring batches (one mapped task each).")
-    def plan_batches() -> list[dict]:
-        from omnifuse.publish import plan_batches as plan
+    @task(doc_md="Resolves the business date and the champion's `model_version` **once**: every later task "
+          "serves exactly that version, even if a retrain promotes another one meanwhile.")
+    def resolve_champion() -> dict:
+        from airflow.sdk import get_current_context
+        from omnifuse.recommendations import champion_version
 
-        day = asset_run_business_date()
-        return [{"business_date": day.isoformat(), "batch": b} for b in plan(day)]
+        conf = get_current_context()["dag_run"].conf or {}
+        return {"business_date": asset_run_business_date().isoformat(), "model_version": champion_version(),
+                "force": bool(conf.get("force", False))}
 
-    @task(doc_md="Scores one batch of customers with the champion, applies the business rules, writes the top-K "
-          "with reasons into `ml.recommendation_batches` (replacing that batch).")
+    @task(doc_md="Splits the model version's customers into scoring batches (one mapped task each).")
+    def plan_batches(run: dict) -> list[dict]:
+        from datetime import date
+
+        from omnifuse.recommendations import plan_batches as plan
+
+        with _fail_at_once():
+            batches = plan(date.fromisoformat(run["business_date"]), run["model_version"])
+        return [{**run, "batch": b} for b in batches]
+
+    @task(doc_md="Scores one batch of customers with the run's model version, applies the business rules, writes "
+          "the top-K with reasons, evidence and per-model contributions into `ml.recommendation_batches` "
+          "(replacing that batch).")
     def score_batch(job: dict) -> dict:
         from datetime import date
 
-        from omnifuse.publish import score_batch as score
+        from omnifuse.recommendations import score_batch as score
 
-        return score(date.fromisoformat(job["business_date"]), job["batch"])
+        with _fail_at_once():
+            return score(date.fromisoformat(job["business_date"]), job["batch"], job["model_version"])
 
-    @task(doc_md="Builds every `mart` table aside, runs the output checks, records history and swaps them in "
-          "atomically; writes `mart.publish_log`. A failed check leaves yesterday's tables in place.")
-    def publish_mart(scored: list[dict]) -> dict:
+    @task(doc_md="Builds every `mart` table aside (fallbacks for customers without history included), runs the "
+          "output checks, records history and swaps them in atomically; writes `mart.publish_log`. A failed "
+          "check leaves yesterday's tables in place; an older date than the live one writes history only "
+          "unless the run conf has `force`.")
+    def publish_mart(run: dict, scored: list[dict]) -> dict:
+        from datetime import date
+
         from omnifuse.publish import publish_mart as publish
 
-        return publish(asset_run_business_date())
+        versions = {s["model_version"] for s in scored}
+        if versions != {run["model_version"]}:
+            raise RuntimeError(f"scoring batches used {sorted(versions)} but the run resolved "
+                               f"{run['model_version']}: clear the whole run.")
+        with _fail_at_once():
+            return publish(date.fromisoformat(run["business_date"]), model_version=run["model_version"],
+                           force=run["force"])
 
-    publish_mart(score_batch.expand(job=plan_batches()))
+    run = resolve_champion()
+    publish_mart(run, score_batch.expand(job=plan_batches(run)))
+
+
+@contextmanager
+def _fail_at_once():
+    """Errors no retry can fix (an unreadable model artifact, a failed output check) fail the task at once."""
+    from airflow.exceptions import AirflowFailException
+    from omnifuse.publish import ModelArtifactError, PublishCheckError
+
+    try:
+        yield
+    except (ModelArtifactError, PublishCheckError) as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 publish_dag = omnifuse_publish()

@@ -79,7 +79,7 @@ def test_readers_only_ever_see_a_complete_table_during_publish(published):
     stop.set()
     for t in threads:
         t.join()
-    publish_date(D, url=published)
+    publish_date(D, url=published, force=True)
     assert not errors, errors
     assert len(seen) > 10
     states = {(n, lo, hi) for n, lo, hi in seen}
@@ -143,7 +143,7 @@ def test_segments_are_stable_when_the_data_barely_changes(published):
     today = dict(_rows(published, q))
     publish_mart(D + timedelta(days=1), url=published)  # one day later: recency shifts by a day, nothing else
     tomorrow = dict(_rows(published, q))
-    publish_mart(D, url=published)
+    publish_mart(D, url=published, force=True)
     same = sum(today[c] == tomorrow.get(c) for c in today) / len(today)
     assert len(set(today.values())) >= 3
     assert same >= 0.9, f"only {same:.0%} of customers kept their segment"

@@ -1,5 +1,6 @@
 -- check_recommendations: output checks on the next recommendations table, before it is swapped in.
 -- Returns one row per check with the number of violations (all must be 0). Parameters: top_k.
+-- Every known customer (core.customers) must have a list, personalised or a labelled fallback.
 with
 
 recs as (
@@ -33,3 +34,9 @@ select 'product out of stock', count(*)
 from recs join core.products as p using (product_id) where p.stock <= 0
 union all
 select 'no recommendations at all', (select case when count(*) = 0 then 1 else 0 end from recs)
+union all
+select 'known customer without recommendations', count(*)
+from core.customers as c where not exists (select 1 from recs where recs.customer_id = c.customer_id)
+union all
+select 'fallback without a reason naming its source', count(*)
+from recs where source <> 'personalised' and (reason = '' or contributing_models <> '{{}}')
