@@ -37,7 +37,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronTriggerTimetable, PokeReturnValue, dag, get_current_context, task
-from omnifuse.assets import CORE_INTERACTIONS, alert_on_failure
+from omnifuse.assets import CORE_INTERACTIONS, DEFAULT_ARGS, GATE_RETRIES
 from omnifuse.config import load_settings
 
 SETTINGS = load_settings()
@@ -46,14 +46,6 @@ EVENT_LOADS = {
     "mobile": "load_mobile_events",
     "social": "load_social_interactions",
     "store": "load_store_sales",
-}
-DEFAULT_ARGS = {
-    "on_failure_callback": alert_on_failure,
-    "owner": "data-platform",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=30),
 }
 
 
@@ -114,9 +106,10 @@ def _load(task_id: str, source_names: tuple[str, ...], doc: str):
 )
 def omnifuse_ingest():
     catalog = _load(
-        "load_catalog", ("catalog", "stores", "fx_rates"),
-        "Loads the day's catalog delivery into `core.product_snapshots`/`core.products`, `core.stores` and "
-        "`core.fx_rates`. Event loads wait for it: unknown SKUs and prices are judged against this snapshot.",
+        "load_catalog", ("fx_rates", "stores", "catalog"),
+        "Loads the day's catalog delivery into `core.fx_rates`, `core.stores` and `core.product_snapshots`/"
+        "`core.products` (rates first: the catalog may be priced in any currency they know). Event loads wait "
+        "for it: unknown SKUs and prices are judged against this snapshot.",
     )
     crm = _load("load_crm", ("crm",), "Loads the CRM snapshot into `core.customer_snapshots` and `core.customers`.")
     _wait_for("catalog") >> catalog
@@ -162,7 +155,7 @@ def omnifuse_ingest():
         return built
 
     def _gate(gate: str, doc: str):
-        @task(task_id=f"validate_{gate}", doc_md=doc, retries=0)
+        @task(task_id=f"validate_{gate}", doc_md=doc, retries=GATE_RETRIES)
         def validate() -> dict:
             from omnifuse.quality import run_gate
 

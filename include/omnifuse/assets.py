@@ -1,11 +1,14 @@
-"""Airflow glue (the only module of the package importing Airflow): the Assets chaining the DAGs and the
-failure callback every task uses."""
+"""Airflow glue (the only module of the package importing Airflow): the Assets chaining the DAGs, the default
+arguments every DAG uses (owner, timeouts, retries and which errors are worth retrying) and the failure callback."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, RetryAction, RetryDecision, RetryPolicy
+
+from omnifuse.config import load_timeouts
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +58,80 @@ def alert_on_failure(context) -> None:
             notifier(context)
     except Exception:  # noqa: BLE001
         log.exception("the configured alert notifier failed")
+
+
+#: Errors no retry can fix: the task fails at once (named, not imported: parsing a DAG stays cheap).
+PERMANENT_ERRORS: frozenset[str] = frozenset({
+    "omnifuse.retrain.BlockedDateError",  # the date did not pass its gates: fix the data, then re-run
+    "omnifuse.ingest.LandingError",  # a corrupt, truncated or missing landed file
+    "omnifuse.quality.QualityGateError",  # a failed gate: its verdict will not change by asking again
+    "omnifuse.publish.PublishCheckError",  # an output check failed: the scored rows are wrong
+    "omnifuse.fusion.LeakageError",
+    "omnifuse.recommendations.ModelArtifactError",  # a missing or corrupt model artifact
+    "omnifuse.artifacts.ArtifactError",
+    "omnifuse.warehouse.WarehouseError",  # configuration a data engineer has to fix
+    "airflow.sdk.exceptions.AirflowFailException",
+})
+#: Errors a retry usually fixes: a lost connection, a server restart, a lock or statement timeout.
+TRANSIENT_ERRORS: frozenset[str] = frozenset({
+    "psycopg2.OperationalError",  # connection refused/lost, LockNotAvailable, QueryCanceled (timeouts)
+    "psycopg2.InterfaceError",  # connection already closed
+    "psycopg2.errors.SerializationFailure",
+    "psycopg2.errors.DeadlockDetected",
+    "builtins.ConnectionError",
+    "builtins.TimeoutError",
+})
+
+
+def _names(exc: BaseException) -> set[str]:
+    names = set()
+    for cls in type(exc).__mro__:
+        module = cls.__module__
+        names.add(f"{module}.{cls.__qualname__}")
+        if module.startswith("psycopg2."):  # psycopg2's C classes report psycopg2.errors / psycopg2.extensions
+            names.add(f"psycopg2.{cls.__qualname__}")
+    return names
+
+
+class OmnifuseRetryPolicy(RetryPolicy):
+    """Fail at once on :data:`PERMANENT_ERRORS` (also when raised from, or wrapped by, another error), retry
+    :data:`TRANSIENT_ERRORS` within the task's ``retries``, and leave anything else to the standard retries."""
+
+    def evaluate(self, exception, try_number, max_tries, context=None) -> RetryDecision:
+        seen: list[BaseException] = []
+        exc: BaseException | None = exception
+        while exc is not None and exc not in seen and len(seen) < 10:
+            seen.append(exc)
+            exc = exc.__cause__ or exc.__context__
+        for exc in seen:
+            permanent = _names(exc) & PERMANENT_ERRORS
+            if permanent:
+                return RetryDecision.fail(f"{min(permanent)}: no retry can fix this; fix the cause, then clear it")
+        if any(_names(exc) & TRANSIENT_ERRORS for exc in seen):
+            return RetryDecision.retry(reason=f"transient {type(exception).__name__}: retrying")
+        return RetryDecision(action=RetryAction.DEFAULT)
+
+    def serialize(self) -> dict:
+        return {"__type": "OmnifuseRetryPolicy", "permanent": sorted(PERMANENT_ERRORS),
+                "transient": sorted(TRANSIENT_ERRORS)}
+
+    @classmethod
+    def deserialize(cls, data: dict) -> OmnifuseRetryPolicy:
+        return cls()
+
+
+#: Default arguments of every omnifuse DAG. Retries are for transient errors (see :class:`OmnifuseRetryPolicy`);
+#: ``execution_timeout`` is ``OMNIFUSE_TASK_TIMEOUT_S`` (a sensor in reschedule mode times out on its own
+#: ``timeout``, each poke on this one).
+DEFAULT_ARGS: dict = {
+    "owner": "data-platform",
+    "on_failure_callback": alert_on_failure,
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=30),
+    "execution_timeout": timedelta(seconds=load_timeouts().task_s) if load_timeouts().task_s else None,
+    "retry_policy": OmnifuseRetryPolicy(),
+}
+#: Retries of a quality gate: a lost connection or lock timeout is retried, a failed expectation is not.
+GATE_RETRIES = 2

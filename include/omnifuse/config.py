@@ -102,3 +102,31 @@ def load_settings() -> Settings:
         seed=int(os.environ.get("OMNIFUSE_SEED", "7")),
         mart_retention_days=int(os.environ.get("OMNIFUSE_MART_RETENTION_DAYS", "30")),
     )
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long anything may wait (build with :func:`load_timeouts`); 0 means no limit.
+
+    - ``OMNIFUSE_CONNECT_TIMEOUT_S``: opening a warehouse connection (default 10).
+    - ``OMNIFUSE_STATEMENT_TIMEOUT_S``: one warehouse statement (default 7,200 = 2 h: a 20M-row publish or a
+      year's backfill fits; a runaway query does not hold a worker forever).
+    - ``OMNIFUSE_LOCK_TIMEOUT_S``: waiting for a lock, advisory locks included (default 600: a second run of the
+      same date queues behind the first for at most 10 min, then fails with a lock timeout and is retried).
+    - ``OMNIFUSE_TASK_TIMEOUT_S``: an Airflow task's ``execution_timeout`` (default 10,800 = 3 h).
+    """
+
+    connect_s: int = 10
+    statement_s: int = 7_200
+    lock_s: int = 600
+    task_s: int = 10_800
+
+
+def load_timeouts() -> Timeouts:
+    """Read :class:`Timeouts` from the environment."""
+    return Timeouts(
+        connect_s=int(os.environ.get("OMNIFUSE_CONNECT_TIMEOUT_S", str(Timeouts.connect_s))),
+        statement_s=int(os.environ.get("OMNIFUSE_STATEMENT_TIMEOUT_S", str(Timeouts.statement_s))),
+        lock_s=int(os.environ.get("OMNIFUSE_LOCK_TIMEOUT_S", str(Timeouts.lock_s))),
+        task_s=int(os.environ.get("OMNIFUSE_TASK_TIMEOUT_S", str(Timeouts.task_s))),
+    )

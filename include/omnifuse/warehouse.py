@@ -24,7 +24,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from omnifuse.config import WAREHOUSE_CONN_ID, Settings, load_settings
+from omnifuse.config import WAREHOUSE_CONN_ID, Settings, load_settings, load_timeouts
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +165,17 @@ def airflow_sql_alchemy_conn(settings: Settings | None = None) -> str:
     return f"postgresql+psycopg2://postgres:@/{AIRFLOW_DB}?host={quote(str(_socket_dir(settings)))}"
 
 
+def session_options() -> str:
+    """libpq ``options`` giving every warehouse session its statement and lock timeouts (``config.Timeouts``)."""
+    timeouts = load_timeouts()
+    return f"-c statement_timeout={timeouts.statement_s * 1000} -c lock_timeout={timeouts.lock_s * 1000}"
+
+
 def connect(url: str | None = None) -> psycopg2.extensions.connection:
-    """A new psycopg2 connection to the warehouse (not autocommit)."""
-    conn = psycopg2.connect(url or warehouse_url())
-    return conn
+    """A new psycopg2 connection to the warehouse (not autocommit), with connect, statement and lock timeouts:
+    a dead server or a blocking lock fails the task with an error its retry policy treats as transient."""
+    timeouts = load_timeouts()
+    return psycopg2.connect(url or warehouse_url(), connect_timeout=timeouts.connect_s, options=session_options())
 
 
 @contextlib.contextmanager

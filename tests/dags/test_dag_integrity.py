@@ -56,9 +56,29 @@ def test_dag_policy(path):
         assert dag.dag_id == path.stem, "one DAG per file, named after the file"
         for t in dag.tasks:
             assert t.owner and t.owner != "airflow", f"{dag.dag_id}.{t.task_id}: set an owner"
-            # a quality gate's verdict does not change on retry: gates alone fail at once
-            assert t.retries >= 1 or t.task_id.startswith("validate_"), f"{dag.dag_id}.{t.task_id}: set retries"
+            # gates too: a lost connection is retried; a failed expectation fails at once (the retry policy)
+            assert t.retries >= 1, f"{dag.dag_id}.{t.task_id}: set retries"
             assert t.doc_md, f"{dag.dag_id}.{t.task_id}: document the task"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_every_task_has_the_shared_timeouts_retry_policy_and_alerting(path):
+    from omnifuse.assets import DEFAULT_ARGS, OmnifuseRetryPolicy, alert_on_failure
+
+    for dag in _dags(_import(path)):
+        for t in dag.tasks:
+            where = f"{dag.dag_id}.{t.task_id}"
+            assert t.execution_timeout == DEFAULT_ARGS["execution_timeout"] and t.execution_timeout, where
+            assert isinstance(t.retry_policy, OmnifuseRetryPolicy), f"{where}: use omnifuse.assets.DEFAULT_ARGS"
+            callbacks = t.on_failure_callback
+            assert alert_on_failure in (callbacks if isinstance(callbacks, list | tuple) else [callbacks]), where
+
+
+def test_default_args_live_in_the_glue_module_only():
+    for path in DAG_FILES:
+        text = path.read_text()
+        assert "DEFAULT_ARGS = {" not in text, f"{path.name}: import DEFAULT_ARGS from omnifuse.assets"
+        assert "from omnifuse.assets import" in text and "DEFAULT_ARGS" in text
 
 
 def test_ingest_dag_shape():

@@ -1,0 +1,66 @@
+"""Which errors a retry can fix (omnifuse.assets.OmnifuseRetryPolicy): permanent ones fail at once, transient
+ones retry, anything else follows the task's standard retries."""
+
+from __future__ import annotations
+
+import psycopg2
+import psycopg2.errors
+import pytest
+from airflow.sdk import RetryAction
+from airflow.sdk.exceptions import AirflowFailException
+from omnifuse.assets import OmnifuseRetryPolicy
+
+
+def _action(exc: BaseException) -> RetryAction:
+    return OmnifuseRetryPolicy().evaluate(exc, try_number=1, max_tries=3).action
+
+
+def _permanent():
+    from omnifuse.ingest import LandingError
+    from omnifuse.publish import PublishCheckError
+    from omnifuse.quality import QualityGateError
+    from omnifuse.retrain import BlockedDateError
+    from omnifuse.warehouse import WarehouseError
+
+    return [BlockedDateError("2026-11-03 did not pass its gates"), LandingError("web/part-0001.ndjson.gz truncated"),
+            QualityGateError("staging gate failed"), PublishCheckError("duplicates"),
+            WarehouseError("OMNIFUSE_BI_PASSWORD is not set"), AirflowFailException("no")]
+
+
+@pytest.mark.parametrize("exc", _permanent(), ids=lambda e: type(e).__name__)
+def test_errors_no_retry_can_fix_fail_at_once(exc):
+    decision = OmnifuseRetryPolicy().evaluate(exc, try_number=1, max_tries=3)
+    assert decision.action is RetryAction.FAIL and "no retry" in decision.reason
+
+
+@pytest.mark.parametrize("exc", [psycopg2.OperationalError("server closed the connection unexpectedly"),
+                                 psycopg2.errors.LockNotAvailable("lock timeout"),
+                                 psycopg2.errors.QueryCanceled("statement timeout"),
+                                 psycopg2.InterfaceError("connection already closed"),
+                                 ConnectionResetError("reset by peer"), TimeoutError()],
+                         ids=lambda e: type(e).__name__)
+def test_transient_errors_retry(exc):
+    assert _action(exc) is RetryAction.RETRY
+
+
+def test_a_permanent_cause_wins_over_its_wrapper_and_unknown_errors_keep_the_standard_retries():
+    from omnifuse.ingest import LandingError
+
+    try:
+        try:
+            raise LandingError("mobile/part-0002.json.gz: not a gzip file")
+        except LandingError as inner:
+            raise RuntimeError("load_mobile_events failed") from inner
+    except RuntimeError as outer:
+        assert _action(outer) is RetryAction.FAIL
+    assert _action(ValueError("something new")) is RetryAction.DEFAULT
+
+
+def test_the_policy_names_only_classes_that_exist():
+    """A renamed exception class must not silently turn a permanent error back into a retried one."""
+    from airflow.sdk.module_loading import import_string
+    from omnifuse.assets import PERMANENT_ERRORS, TRANSIENT_ERRORS
+
+    optional = {"omnifuse.artifacts.ArtifactError", "omnifuse.recommendations.ModelArtifactError"}
+    for name in (PERMANENT_ERRORS | TRANSIENT_ERRORS) - optional:
+        assert isinstance(import_string(name), type), name
