@@ -52,6 +52,11 @@ def test_normalise_types_ids_and_line_numbers():
     assert lines["business_date"].tolist()[0] == date(2010, 12, 3)
 
 
+def test_missing_descriptions_written_as_nan_are_missing():
+    raw = RAW.assign(Description=["nan", "WHITE METAL LANTERN", None, "", "X", "Y"])
+    assert normalise(raw)["description"].tolist()[:4] == ["", "WHITE METAL LANTERN", "", ""]
+
+
 def test_old_release_column_names_are_read():
     old = RAW.rename(columns={"Invoice": "InvoiceNo", "Price": "UnitPrice", "Customer ID": "CustomerID"})
     assert normalise(old).equals(normalise(RAW))
