@@ -181,7 +181,7 @@ def peer_recs(name: str, param: int | None, x: sp.csr_matrix, users: list[str], 
 
 
 def tune_and_fit(lines: pd.DataFrame, train_start: date, split: date, valid_days: int, test_end: date,
-                 times: dict[str, float]) -> tuple[dict[str, dict], list[str]]:
+                 times: dict[str, float]) -> tuple[dict[str, dict], list[str], dict[str, set[str]]]:
     """Each peer tuned on the validation days, refitted on the whole window, scored on the test days."""
     log = []
     valid_start = split - timedelta(days=valid_days - 1)
