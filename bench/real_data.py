@@ -266,6 +266,12 @@ def warehouse_summary(url: str, business_date: date) -> list[str]:
         cur.execute("select event_type, count(*), count(distinct customer_id) from core.interactions "
                     "group by event_type order by 1")
         out.append("core.interactions: " + ", ".join(f"{t}={n:,} ({c:,} customers)" for t, n, c in cur.fetchall()))
+        cur.execute("select train_start, valid_date, split_date, eval_customers from ml.training_runs "
+                    "where business_date = %s order by started_at desc limit 1", (business_date,))
+        run = cur.fetchone()
+        if run:
+            out.append(f"omnifuse's last retrain: training from {run[0]}, validation {run[1]} .. {run[2]}, holdout "
+                       f"{run[2]} .. {business_date} ({run[3]:,} customers)")
         cur.execute("select count(distinct customer_id), count(*), max(rank) from mart.customer_recommendations "
                     "where business_date = %s", (business_date,))
         customers, rows, max_rank = cur.fetchone()
