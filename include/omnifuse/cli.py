@@ -1,54 +1,18 @@
-"""The ``omnifuse`` command: ``warehouse``, ``generate``, ``convert``, ``airflow-env``, ``demo``."""
+"""The ``omnifuse`` command: ``warehouse``, ``generate``, ``convert``, ``backfill``, ``manifest``, ``airflow-env``,
+``demo``."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
+from omnifuse.airflow_runs import airflow_env, ensure_airflow_db, load_dag, run_dag_days  # noqa: E402,F401
 from omnifuse.config import load_settings
-
-
-def airflow_env(settings=None) -> dict[str, str]:
-    """Environment that points Airflow at the embedded metadata database and this project's DAGs."""
-    from omnifuse import warehouse
-
-    settings = settings or load_settings()
-    env = {
-        "AIRFLOW_HOME": str(settings.state_dir / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.home / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.home / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
-        "OMNIFUSE_HOME": str(settings.home),
-        "OMNIFUSE_STATE_DIR": str(settings.state_dir),
-        "OMNIFUSE_LANDING_DIR": str(settings.landing_dir),
-    }
-    if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ and warehouse.is_embedded(settings):
-        warehouse.up(settings)
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = warehouse.airflow_sql_alchemy_conn(settings)
-    return env
-
-
-def ensure_airflow_db(env: dict[str, str]) -> None:
-    """Run ``airflow db migrate`` once per state folder (a marker file remembers it)."""
-    marker = Path(env["AIRFLOW_HOME"]) / ".db-migrated"
-    if marker.exists():
-        return
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    airflow = Path(sys.executable).with_name("airflow")
-    print("migrating Airflow's metadata database (once)...", flush=True)
-    subprocess.run([str(airflow), "db", "migrate"], env={**os.environ, **env}, check=True,
-                   stdout=subprocess.DEVNULL)
-    marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
 
 
 def _cmd_warehouse(args: argparse.Namespace) -> int:
@@ -75,7 +39,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     cfg = WorldConfig(
         customers=args.customers, products=args.products, days=args.days, start=date.fromisoformat(args.start),
-        seed=args.seed, mess=MessConfig.clean() if args.clean else MessConfig(),
+        seed=args.seed, mess=MessConfig.clean() if args.clean else MessConfig(), profile=args.profile,
     )
     started = time.perf_counter()
     summary = generate(cfg, Path(args.out))
@@ -110,42 +74,35 @@ def _cmd_airflow_env(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_dag(settings, dag_id: str):
-    """Import a DAG object from ``dags/<dag_id>.py`` (what ``dag.test()`` is called on)."""
-    import importlib.util
-
-    path = settings.home / "dags" / f"{dag_id}.py"
-    spec = importlib.util.spec_from_file_location(f"omnifuse_dag_{dag_id}", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    from airflow.sdk import DAG
-
-    return next(v for v in vars(module).values() if isinstance(v, DAG) and v.dag_id == dag_id)
-
-
-def run_dag_days(dag_id: str, days: list[date], settings=None) -> list[str]:
-    """Run a real DAG with ``dag.test()`` once per business date (conf ``business_date``); returns run states."""
-    settings = settings or load_settings()
-    env = airflow_env(settings)
-    os.environ.update(env)
-    ensure_airflow_db(env)
-    dag = load_dag(settings, dag_id)
-    states = []
-    for day in days:
-        # the scheduled run for a business date fires at 03:00 UTC the next day
-        next_day = day + timedelta(days=1)
-        logical = datetime(next_day.year, next_day.month, next_day.day, 3, tzinfo=UTC)
-        run = dag.test(logical_date=logical, run_conf={"business_date": day.isoformat()})
-        state = str(getattr(run, "state", run))
-        states.append(state)
-        print(f"{dag_id} {day}: {state}", flush=True)
-    return states
-
-
 def run_ingest_days(days: list[date], settings=None) -> list[str]:
     """Run the real ``omnifuse_ingest`` DAG once per business date; returns run states."""
     return run_dag_days("omnifuse_ingest", days, settings)
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    from omnifuse.backfill import BackfillError, backfill
+
+    try:
+        outcomes = backfill(date.fromisoformat(args.date_from), date.fromisoformat(args.date_to),
+                            retrain=args.retrain, order=args.order, stop_on_failure=not args.keep_going)
+    except BackfillError as exc:
+        print(f"backfill FAILED: {exc}", file=sys.stderr)
+        return 1
+    ingest = [o for o in outcomes if o.dag_id == "omnifuse_ingest"]
+    seconds = sum(o.seconds for o in outcomes)
+    print(f"backfill ok: {len(ingest)} business dates ingested, {len(outcomes)} DAG runs, every task succeeded, "
+          f"{seconds:,.0f}s ({len(ingest) / max(seconds, 1e-9) * 60:.1f} dates per minute)")
+    return 0
+
+
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    from omnifuse.manifest import write_manifest
+
+    for folder in args.folders:
+        body = write_manifest(Path(folder))
+        print(f"{Path(folder) / '_manifest.json'}: {len(body['files'])} files, "
+              f"{sum(int(f['data_lines']) for f in body['files']):,} data lines")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -167,7 +124,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(format_audit(audit_rows(days)))
     print()
-    failed = [d for d, s in zip(days, states, strict=True) if "success" not in s]
+    failed = [d for d, s in zip(days, states, strict=True) if s != "success"]
     if failed:
         print(f"omnifuse_ingest did not succeed for {failed}: see the task logs under "
               f"{settings.state_dir / 'airflow' / 'logs'} (or `make airflow` to look in the UI).")
@@ -175,7 +132,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     last = days[-1]
     # in production the Assets trigger these; dag.test() runs them in-process for the last date
     for dag_id in ("omnifuse_retrain", "omnifuse_publish"):
-        if "success" not in run_dag_days(dag_id, [last], settings)[0]:
+        if run_dag_days(dag_id, [last], settings)[0] != "success":
             print(f"{dag_id} did not succeed for {last}: see {settings.state_dir / 'airflow' / 'logs'}.")
             return 1
     print()
@@ -197,6 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["up", "down", "status", "url", "migrate"])
     p.set_defaults(func=_cmd_warehouse)
 
+    def _cmd_model(args: argparse.Namespace) -> int:
+        from omnifuse.registry import cli_model
+
+        return cli_model(args.action)
+
+    p = sub.add_parser("model", help="the model registry: show the champion, or roll back to the previous one")
+    p.add_argument("action", choices=["champion", "rollback"])
+    p.set_defaults(func=_cmd_model)
+
     def world_args(p: argparse.ArgumentParser, customers: int, products: int, days: int) -> None:
         p.add_argument("--customers", type=int, default=customers)
         p.add_argument("--products", type=int, default=products)
@@ -208,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     world_args(p, 2_000, 300, 3)
     p.add_argument("--out", required=True)
     p.add_argument("--clean", action="store_true", help="no planted mess")
+    p.add_argument("--profile", choices=["default", "wholesale"], default="default",
+                   help="wholesale: what real tills have (wholesale quantities, returns, fees, closed Sundays...)")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("convert", help="convert a real public data set into the landing zone (see omnifuse.realdata)")
@@ -224,6 +192,20 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("airflow-env", help="print shell exports for running Airflow on the embedded setup")
     p.set_defaults(func=_cmd_airflow_env)
+
+    p = sub.add_parser("backfill", help="load a range of business dates through the real DAGs (any year)")
+    p.add_argument("--from", dest="date_from", required=True, help="first business date (YYYY-MM-DD)")
+    p.add_argument("--to", dest="date_to", required=True, help="last business date (YYYY-MM-DD)")
+    p.add_argument("--retrain", choices=["last", "every", "none"], default="last",
+                   help="retrain and publish for the last date (default), after every date, or not at all")
+    p.add_argument("--order", choices=["ascending", "descending", "shuffled"], default="ascending",
+                   help="order the dates run in (the tables come out the same)")
+    p.add_argument("--keep-going", action="store_true", help="run the remaining dates after a failure")
+    p.set_defaults(func=_cmd_backfill)
+
+    p = sub.add_parser("manifest", help="write _manifest.json for landing folders assembled by hand")
+    p.add_argument("folders", nargs="+", help="landing folders, e.g. landing/store/2024-03-01")
+    p.set_defaults(func=_cmd_manifest)
 
     p = sub.add_parser("demo", help="generate a world and run the real DAGs on it, then print a summary")
     world_args(p, 2_000, 300, 4)

@@ -18,6 +18,37 @@ EVENT_CHANNELS: tuple[str, ...] = ("web", "mobile", "social", "store")
 SNAPSHOT_SOURCES: tuple[str, ...] = ("catalog", "crm")
 
 
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Retraining settings beyond :class:`Settings` (build with :func:`load_training_settings`).
+
+    - ``OMNIFUSE_TUNING_BUDGET_S``: seconds of hyper-parameter search per retrain, shared by the base models
+      (default 60; 0 keeps every model's defaults).
+    - ``OMNIFUSE_EVAL_CUSTOMERS``: labelled customers (with a purchase) the holdout and the validation slice
+      each grow to reach, day by day from ``OMNIFUSE_HOLDOUT_DAYS`` / ``OMNIFUSE_VALID_DAYS`` (default 500).
+    - ``OMNIFUSE_HOLDOUT_MAX_DAYS`` / ``OMNIFUSE_VALID_MAX_DAYS``: their upper bounds (default 14 each).
+    - ``OMNIFUSE_FORCE_CHAMPION``: ``1`` lets a retrain of an older business date replace a newer champion
+      (default 0; a manual run can pass ``{"force": true}`` instead).
+    """
+
+    tuning_budget_s: float
+    eval_customers: int
+    holdout_max_days: int
+    valid_max_days: int
+    force_champion: bool
+
+
+def load_training_settings() -> TrainingSettings:
+    """Read :class:`TrainingSettings` from the environment."""
+    return TrainingSettings(
+        tuning_budget_s=float(os.environ.get("OMNIFUSE_TUNING_BUDGET_S", "60")),
+        eval_customers=int(os.environ.get("OMNIFUSE_EVAL_CUSTOMERS", "500")),
+        holdout_max_days=int(os.environ.get("OMNIFUSE_HOLDOUT_MAX_DAYS", "14")),
+        valid_max_days=int(os.environ.get("OMNIFUSE_VALID_MAX_DAYS", "14")),
+        force_champion=os.environ.get("OMNIFUSE_FORCE_CHAMPION", "0").lower() in ("1", "true", "yes"),
+    )
+
+
 def project_root() -> Path:
     """The repository root: ``OMNIFUSE_HOME`` or the folder holding ``dags/``."""
     env = os.environ.get("OMNIFUSE_HOME")
@@ -50,6 +81,13 @@ class Settings:
     gate_margin: float
     seed: int
     mart_retention_days: int
+    max_quantity: int = 10_000
+    price_outlier_factor: float = 20.0
+    max_price_eur: float = 100_000.0
+    non_product_skus: str = (r"^(POST|POSTAGE|DOT|M|D|S|B|C2|CRUK|PADS|BANK CHARGES|AMAZONFEE|ADJUST.*|FEE.*"
+                             r"|SHIPPING.*)$")
+    default_currency: str = "EUR"
+    mapping_dir: Path | None = None
 
     @property
     def pgdata(self) -> Path:
@@ -79,6 +117,18 @@ def load_settings() -> Settings:
       popularity baseline to be promoted (default 0.01 = 1 %).
     - ``OMNIFUSE_SEED``: seed of every model (default 7): same data + same seed gives the same metrics.
     - ``OMNIFUSE_MART_RETENTION_DAYS``: days of ``mart.*_history`` partitions kept (default 30).
+    - ``OMNIFUSE_MAX_QUANTITY``: a line whose absolute quantity exceeds this is quarantined as
+      ``invalid_quantity`` (default 10,000: wholesale lines of hundreds are normal, 80,995 is not).
+    - ``OMNIFUSE_PRICE_OUTLIER_FACTOR``: a till or web price above this many times the catalog price (both in
+      EUR) is ``invalid_price`` (default 20).
+    - ``OMNIFUSE_MAX_PRICE_EUR``: the highest catalog price accepted, in EUR (default 100,000).
+    - ``OMNIFUSE_NON_PRODUCT_SKUS``: a case-insensitive regular expression of till SKUs that are not products
+      (postage, fees, bank charges, manual adjustments): staged as ``line_kind = 'non_product'``, never an
+      interaction, never checked against the catalog (default: ``POST``, ``DOT``, ``M``, ``D``, ``S``, ``B``,
+      ``C2``, ``CRUK``, ``PADS``, ``BANK CHARGES``, ``AMAZONFEE``, ``ADJUST…``, ``FEE…``, ``SHIPPING…``).
+    - ``OMNIFUSE_MAPPING_DIR``: where per-source column mappings (``<source>.toml``) live (default
+      ``$OMNIFUSE_LANDING_DIR/_mappings``; see ``docs/landing.md``).
+    - ``OMNIFUSE_DEFAULT_CURRENCY``: the currency of catalog lines that name none (default EUR).
     - ``OMNIFUSE_BI_ROLE`` / ``OMNIFUSE_BI_PASSWORD``: the read-only BI role (see ``warehouse.bi_credentials``).
     """
     home = project_root()
@@ -101,6 +151,13 @@ def load_settings() -> Settings:
         gate_margin=float(os.environ.get("OMNIFUSE_GATE_MARGIN", "0.01")),
         seed=int(os.environ.get("OMNIFUSE_SEED", "7")),
         mart_retention_days=int(os.environ.get("OMNIFUSE_MART_RETENTION_DAYS", "30")),
+        max_quantity=int(os.environ.get("OMNIFUSE_MAX_QUANTITY", "10000")),
+        price_outlier_factor=float(os.environ.get("OMNIFUSE_PRICE_OUTLIER_FACTOR", "20")),
+        max_price_eur=float(os.environ.get("OMNIFUSE_MAX_PRICE_EUR", "100000")),
+        non_product_skus=os.environ.get("OMNIFUSE_NON_PRODUCT_SKUS", Settings.non_product_skus),
+        default_currency=os.environ.get("OMNIFUSE_DEFAULT_CURRENCY", "EUR").upper(),
+        mapping_dir=Path(os.environ["OMNIFUSE_MAPPING_DIR"]).resolve() if os.environ.get("OMNIFUSE_MAPPING_DIR")
+        else None,
     )
 
 

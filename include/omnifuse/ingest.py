@@ -9,7 +9,6 @@ replaces exactly what the run owns and a failure leaves the previous load in pla
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
@@ -29,6 +28,8 @@ from psycopg2 import sql
 
 from omnifuse import sources, warehouse
 from omnifuse.config import load_settings
+from omnifuse.landing_csv import Mapping, apply_mapping, load_mapping, parse_record, split_records
+from omnifuse.rules import staging_params
 from omnifuse.sources import Source
 
 log = logging.getLogger(__name__)
@@ -102,12 +103,30 @@ def landed_files(landing_dir: Path, source: Source, business_date: date) -> list
                 f"overwritten. Nothing was loaded for {source.name} on {business_date}; ask for a re-delivery."
             )
         found.append(LandedFile(path, relative, size, str(entry["sha256"]), int(entry["data_lines"])))
+    if not entries:
+        # an explicit empty delivery (a holiday, a closed store): a valid zero-row run, audited as such
+        log.info("%s: the manifest lists no file; %s has no data for %s", manifest_path, source.name, business_date)
+        return []
     if not found:
         raise LandingError(
             f"{folder}: the manifest lists no file matching {list(source.patterns)} for {source.name}; "
-            "check the sender's file naming."
+            "check the sender's file naming (an empty delivery is a manifest with \"files\": [])."
         )
     return sorted(found, key=lambda f: f.relative)
+
+
+def verify_checksum(lf: LandedFile, source: Source, business_date: date) -> None:
+    """Raise :class:`LandingError` when the file's sha256 differs from the manifest's (a partial or swapped file)."""
+    digest = hashlib.sha256()
+    with open(lf.path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            digest.update(block)
+    if digest.hexdigest() != lf.sha256.lower():
+        raise LandingError(
+            f"{lf.path}: sha256 {digest.hexdigest()} but {MANIFEST} promises {lf.sha256} — the file was changed "
+            f"or corrupted after the manifest was written. Nothing was loaded for {source.name} on {business_date}; "
+            "ask the sender to re-deliver the file and its manifest, then clear the task."
+        )
 
 
 # --- COPY streams ----------------------------------------------------------------------------------------
@@ -214,24 +233,39 @@ def _rows_from_parts(parts: list[bytes], prefix: bytes, start: int) -> bytes:
     return b"".join(out)
 
 
-def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLoad) -> Iterator[bytes]:
-    """COPY rows for a CSV file; ``fields`` holds the columns keyed by canonical name."""
+def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLoad,
+              mapping: Mapping | None = None) -> Iterator[bytes]:
+    """COPY rows for a CSV file; ``fields`` holds the columns keyed by canonical name.
+
+    One row per record (a quoted field may span lines); a UTF-8 BOM is ignored; with a ``mapping`` the
+    shop's delimiter, encoding, column names, number and timestamp formats and defaults are applied.
+    """
     data = lf.path.read_bytes()
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
+    if mapping is not None and mapping.encoding.lower().replace("-", "") not in ("utf8", "utf8sig"):
+        try:
+            data = data.decode(mapping.encoding).encode("utf-8")
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise LandingError(f"{lf.path}: cannot be read as {mapping.encoding} ({exc}), the encoding that "
+                               f"{mapping.path} names; fix the mapping or ask for a re-delivery.") from exc
+    quote = (mapping.quotechar if mapping else '"').encode()
+    lines = split_records(data, quote)
     if not lines:
         raise LandingError(f"{lf.path}: empty file (no header). Ask the sender to re-deliver it.")
     header_text = lines[0].decode("utf-8", errors="replace").rstrip("\r")
-    header = [h.strip() for h in next(csv.reader([header_text]))]
+    header = [h.strip() for h in parse_record(header_text, mapping)]
+    renames = {**source.aliases, **(mapping.renames if mapping else {})}
     canonical = []
     for column in header:
-        target = source.aliases.get(column, column)
+        target = renames.get(column, column)
         if target != column:
             stats.mapping[column] = target
-            stats.notes.append(f"{lf.relative}: column '{column}' mapped to '{target}'")
+            if mapping is None or column not in mapping.renames:
+                stats.notes.append(f"{lf.relative}: column '{column}' mapped to '{target}'")
         canonical.append(target)
-    missing = [c for c in source.required_columns if c not in canonical]
+    if mapping is not None:
+        stats.notes.append(f"{lf.relative}: read through {mapping.path.name}")
+    provided = set(canonical) | set(mapping.defaults if mapping else ())
+    missing = [c for c in source.required_columns if c not in provided]
     header_error = f"missing_column:{missing[0]}".encode() if missing else None
     if missing:
         stats.notes.append(f"{lf.relative}: header lacks {missing} (header: {header_text}); rows quarantined")
@@ -244,16 +278,20 @@ def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     out: list[bytes] = []
     for n, raw_line in enumerate(lines[1:], start=2):
-        text, error = _clean_line(raw_line.rstrip(b"\r"))
+        record = raw_line.rstrip(b"\r")
+        text, error = _clean_line(record)
         fields = b"\\N"
         if header_error is not None and error == b"\\N":
             error = header_error
         if error == b"\\N":
-            row = next(csv.reader([raw_line.rstrip(b"\r").decode("utf-8")]), [])
+            row = parse_record(record.decode("utf-8"), mapping)
             if len(row) != width:
                 error = b"wrong_field_count"
             else:
-                fields = _escape(dumps(dict(zip(canonical, row, strict=True))).encode())
+                values = dict(zip(canonical, row, strict=True))
+                if mapping is not None:
+                    values = apply_mapping(values, mapping, n - 1)
+                fields = _escape(dumps(values).encode())
         out.append(b"%s%d\t%s\t%s\t%s\n" % (prefix, n, text, fields, error))
         if len(out) >= 50_000:
             yield b"".join(out)
@@ -293,8 +331,10 @@ def load_source(
     business_date: date,
     files: list[LandedFile],
     late_window_days: int,
+    mapping: Mapping | None = None,
 ) -> dict[str, object]:
-    """Land, type, quarantine and audit one (source, date) inside the caller's transaction."""
+    """Land, type, quarantine and audit one (source, date) inside the caller's transaction (CSV files are
+    read through ``mapping`` when the source has one)."""
     started = time.perf_counter()
     cur.execute("set local timezone = 'UTC'")
     cur.execute("select pg_advisory_xact_lock(%s)", (_lock_key(source, business_date),))
@@ -313,9 +353,10 @@ def load_source(
     lines_read = 0
     notes: list[str] = []
     for lf in files:
+        verify_checksum(lf, source, business_date)
         stats = FileLoad()
         rows = (_ndjson_rows(lf, business_date, stats) if source.fmt == "ndjson"
-                else _csv_rows(lf, source, business_date, stats))
+                else _csv_rows(lf, source, business_date, stats, mapping))
         stream = ChunkStream(rows)
         try:
             warehouse.copy_from(cur, copy, stream)
@@ -343,7 +384,7 @@ def load_source(
     landed_s = time.perf_counter() - started
 
     cur.execute(warehouse.sql_text(source.stage_sql),
-                {"business_date": business_date, "late_window_days": late_window_days})
+                {"business_date": business_date, "late_window_days": late_window_days, **staging_params()})
     rows_staged, duplicates, by_reason = cur.fetchone()
     quarantined = sum(by_reason.values())
     if rows_staged + quarantined + duplicates != lines_read:
@@ -395,7 +436,9 @@ def ingest_source(
     landing = Path(landing_dir) if landing_dir else settings.landing_dir
     files = landed_files(landing, source, business_date)
     window = settings.late_window_days if late_window_days is None else late_window_days
+    mapping_dir = settings.mapping_dir if settings.mapping_dir else landing / "_mappings"
+    mapping = load_mapping(mapping_dir, source.name)
     with warehouse.transaction(url) as cur:
-        summary = load_source(cur, source, business_date, files, window)
+        summary = load_source(cur, source, business_date, files, window, mapping)
     log.info("%s %s: %s", source.name, business_date, summary)
     return summary

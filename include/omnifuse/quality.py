@@ -3,14 +3,25 @@
 Suites are JSON files under ``include/gx/suites/`` (reviewed like code). Each names a table, how to batch it
 (``partition``: the business date's partition; ``table``: the whole table) and its expectations, each with a
 ``severity``: ``error`` fails the gate and blocks everything downstream for the date; ``warn`` is recorded
-and shown, and the run goes on. Besides GX's own expectation types, a suite may use four of ours, which
+and shown, and the run goes on. Besides GX's own expectation types, a suite may use these of ours, which
 this module turns into GX expectations whose figures come from the warehouse:
 
-- ``known_products``: every product id of the batch is in ``core.products``;
+- ``known_products``: every product id of the batch is in ``core.products`` (``where``: only rows matching
+  this SQL condition, e.g. till lines that are products);
+- ``known_currencies``: every currency of the batch has a rate in ``core.fx_rates`` (EUR always);
+- ``unexpected_rows``: no row matches the suite's ``where`` SQL condition (``description`` says the rule);
+- ``trailing_outliers`` (warn): no ``|column|`` above ``factor`` × the ``quantile`` of the table's own
+  trailing ``days`` of history (no history, no verdict);
 - ``fresh_events``: events belong to the business date, within the late window (1 h of clock skew allowed);
 - ``volume_band``: the batch's row count within [low×, high×] (default 0.4, 2.5) the trailing 7-day median
   (needs 2 days of history; never tighter than 5 Poisson standard deviations);
 - ``channel_mix``: no channel's share of the day moves more than ``max_share_shift`` from the trailing week.
+
+Bounds are never constants of a suite: a kwarg ``{"rule": "max_quantity"}`` is filled from
+:mod:`omnifuse.rules`, the same values the staging SQL quarantines by, so a gate never blocks a date for a value
+staging accepts. Batches: ``partition`` (the business date's partition), ``table`` (the whole table) or
+``rebuilt`` (every ``core.interactions`` partition the date's run rebuilt, so a re-attributed day is validated
+again before it counts as usable).
 
 GX runs through its generic SQL data source (its Postgres source rejects the embedded server's unix-socket
 URL), so every metric is a query in the warehouse. Every result is written to ``ops.dq_results``; Data Docs
@@ -34,6 +45,7 @@ from psycopg2 import sql
 
 from omnifuse import warehouse
 from omnifuse.config import load_settings
+from omnifuse.rules import resolve
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +53,8 @@ log = logging.getLogger(__name__)
 GATES: dict[str, tuple[str, ...]] = {
     "staging": ("staging_web_events", "staging_mobile_events", "staging_social_interactions",
                 "staging_store_sales"),
-    "core": ("core_interactions", "core_identity_map", "core_products", "core_customers"),
+    "core": ("core_interactions", "core_interactions_rebuilt", "core_identity_map", "core_products",
+             "core_customers"),
 }
 SEVERITY = {"error": "critical", "warn": "warning"}
 
@@ -74,11 +87,32 @@ def load_suite(name: str) -> dict:
 
 
 def batch_table(suite: dict, business_date: date) -> tuple[str, str]:
-    """(schema, table) that GX validates: the date's partition, or the whole table."""
+    """(schema, table) that GX validates: the date's partition, or the whole table (``rebuilt``: the parent
+    table, which :func:`batch_query` narrows to the rebuilt event dates)."""
     schema, table = suite["table"].split(".")
     if suite["batch"] == "partition":
         return schema, f"{table}_p{business_date:%Y%m%d}"
     return schema, table
+
+
+def rebuilt_dates(business_date: date) -> tuple[date, date]:
+    """First and last event date of ``core.interactions`` that the run of ``business_date`` rebuilt."""
+    from omnifuse.interactions import rebuild_window
+
+    settings = load_settings()
+    window = rebuild_window(business_date, settings.reattribution_days, settings.late_window_days)
+    return window[0], window[-1]
+
+
+def batch_query(cur, suite: dict, business_date: date) -> str | None:
+    """The SQL a ``rebuilt`` batch validates (None for the other batch kinds)."""
+    if suite["batch"] != "rebuilt":
+        return None
+    first, last = rebuilt_dates(business_date)
+    schema, table = suite["table"].split(".")
+    query = sql.SQL("select * from {} where event_date between {} and {}").format(
+        sql.Identifier(schema, table), sql.Literal(first.isoformat()), sql.Literal(last.isoformat()))
+    return query.as_string(cur.connection)
 
 
 def _volume_history(cur, kind: str, business_date: date) -> list[int]:
@@ -102,18 +136,54 @@ def build_checks(
     conn = cur.connection
     checks = []
     for spec in suite["expectations"]:
-        kind, kwargs, severity = spec["type"], dict(spec.get("kwargs", {})), spec["severity"]
+        kind, severity = spec["type"], spec["severity"]
+        kwargs = resolve(dict(spec.get("kwargs", {})))
         if severity not in SEVERITY:
             raise ValueError(f"{suite['table']}: severity must be error or warn, not {severity!r}")
         column = kwargs.get("column")
         if kind == "known_products":
             # GX substitutes {batch} with "(select ...) as subselect"
-            query = sql.SQL("select * from {{batch}} where not exists "
+            where = (sql.SQL("({}) and ").format(sql.SQL(kwargs["where"])) if kwargs.get("where")
+                     else sql.SQL(""))
+            query = sql.SQL("select * from {{batch}} where {}not exists "
                             "(select 1 from core.products as p where p.product_id = subselect.{})").format(
-                sql.Identifier(column))
+                where, sql.Identifier(column))
             exp = gxe.UnexpectedRowsExpectation(unexpected_rows_query=query.as_string(conn),
-                                                description=f"every {column} is a product in core.products")
+                                                description=f"every {column} is a product in core.products"
+                                                + (f" where {kwargs['where']}" if kwargs.get("where") else ""))
             name = f"known_products({column})"
+        elif kind == "known_currencies":
+            query = sql.SQL("select * from {{batch}} where subselect.{col} <> 'EUR' and not exists "
+                            "(select 1 from core.fx_rates as r where r.currency = subselect.{col} "
+                            "and r.rate_date <= {day})").format(
+                col=sql.Identifier(column), day=sql.Literal(business_date.isoformat()))
+            exp = gxe.UnexpectedRowsExpectation(unexpected_rows_query=query.as_string(conn),
+                                                description=f"every {column} has a rate in core.fx_rates")
+            name = f"known_currencies({column})"
+        elif kind == "unexpected_rows":
+            # the condition is SQL reviewed in the suite file, never user input
+            query = sql.SQL("select * from {{batch}} where {}").format(sql.SQL(kwargs["where"]))
+            exp = gxe.UnexpectedRowsExpectation(unexpected_rows_query=query.as_string(conn),
+                                                description=kwargs.get("description", kwargs["where"]))
+            name = f"unexpected_rows({kwargs.get('description', kwargs['where'])})"
+        elif kind == "trailing_outliers":
+            days = int(kwargs.get("days", 28))
+            query = sql.SQL("""
+                select * from {{batch}}
+                where abs(subselect.{col}) > {factor} * (
+                    select percentile_cont({q}) within group (order by abs(h.{col}))
+                    from {table} as h
+                    where h._batch_date between {start} and {end})
+            """).format(col=sql.Identifier(column), factor=sql.Literal(float(kwargs.get("factor", 10))),
+                        q=sql.Literal(float(kwargs.get("quantile", 0.99))),
+                        table=sql.Identifier(*suite["table"].split(".")),
+                        start=sql.Literal((business_date - timedelta(days=days)).isoformat()),
+                        end=sql.Literal((business_date - timedelta(days=1)).isoformat()))
+            exp = gxe.UnexpectedRowsExpectation(
+                unexpected_rows_query=query.as_string(conn),
+                description=f"|{column}| within {kwargs.get('factor', 10)}x the trailing {days}-day "
+                f"p{round(100 * float(kwargs.get('quantile', 0.99)))}")
+            name = f"trailing_outliers({column})"
         elif kind == "fresh_events":
             start = business_date - timedelta(days=late_window_days)
             if suite["table"] == "core.interactions":  # a partition of one event date
@@ -218,7 +288,11 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
                 raise QualityGateError(
                     f"{gate} gate {business_date}: {schema}.{table} does not exist — the load for this date has "
                     "not run. Run omnifuse_ingest for the date first.")
-            asset = source.add_table_asset(name=name, table_name=table, schema_name=schema)
+            query = batch_query(cur, suite_spec, business_date)
+            if query is not None:
+                asset = source.add_query_asset(name=name, query=query)
+            else:
+                asset = source.add_table_asset(name=name, table_name=table, schema_name=schema)
             suite = context.suites.add(gx.ExpectationSuite(name=name))
             checks_by_suite[name] = [
                 replace(check, expectation=suite.add_expectation(check.expectation))

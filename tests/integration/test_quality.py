@@ -41,7 +41,7 @@ def _reload(world, url, *sources):
 
 # (gate, planted SQL, expectation that must fail, severity, what restores the day)
 CASES = {
-    "web_price_not_positive": ("staging", f"update staging.web_events_{P} set price = 0 where _line_no < 5",
+    "web_price_negative": ("staging", f"update staging.web_events_{P} set price = -1 where _line_no < 5",
                                "staging.web_events", "expect_column_values_to_be_between(price)", "error", ("web",)),
     "web_duplicate_key": ("staging", f"insert into staging.web_events_{P} select * from staging.web_events_{P} limit 2",
                           "staging.web_events", "expect_column_values_to_be_unique(event_id)", "error", ("web",)),
@@ -54,7 +54,7 @@ CASES = {
                               "staging.mobile_events", "expect_column_values_to_not_be_null(device_id)", "error",
                               ("mobile",)),
     "mobile_unknown_currency": ("staging", f"update staging.mobile_events_{P} set currency = 'XYZ' where _line_no < 5",
-                                "staging.mobile_events", "expect_column_values_to_be_in_set(currency)", "error",
+                                "staging.mobile_events", "known_currencies(currency)", "error",
                                 ("mobile",)),
     "mobile_price_type": ("staging", "alter table staging.mobile_events alter column price type double precision",
                           "staging.mobile_events", "expect_column_values_to_be_of_type(price)", "error", ()),
@@ -66,7 +66,7 @@ CASES = {
                                        "where _line_no < 5",
                             "staging.social_interactions", "expect_column_values_to_be_in_set(platform)", "warn",
                             ("social",)),
-    "store_absurd_quantity": ("staging", f"update staging.store_sales_{P} set quantity = 500 where _line_no < 5",
+    "store_absurd_quantity": ("staging", f"update staging.store_sales_{P} set quantity = 80995 where _line_no < 5",
                               "staging.store_sales", "expect_column_values_to_be_between(quantity)", "error",
                               ("store",)),
     "store_unknown_product": ("staging", f"update staging.store_sales_{P} set sku = 'SKU999999' where _line_no < 5",
@@ -83,9 +83,16 @@ CASES = {
                                                    "where identifier_type = 'cookie_id' and status = 'resolved'",
                                            "core.identity_map", "expect_column_values_to_not_be_null(customer_id)",
                                            "error", ("identity",)),
-    "product_price_not_positive": ("core", "update core.products set price = -1 where product_id = 'SKU000001'",
-                                   "core.products", "expect_column_values_to_be_between(price)", "error",
+    "product_price_negative": ("core", "update core.products set price_eur = -1 where product_id = 'SKU000001'",
+                               "core.products", "expect_column_values_to_be_between(price_eur)", "error",
                                    ("catalog",)),
+    "interactions_positive_return": ("core", f"update core.interactions_{P} set event_type = 'return' "
+                                             "where event_type = 'purchase' and revenue > 0",
+                                     "core.interactions", "unexpected_rows(revenue is negative for returns only)",
+                                     "error", ("interactions",)),
+    "rebuilt_day_unknown_product": ("core", "update core.interactions set product_id = 'SKU999999' "
+                                            f"where event_date = '{DAYS[0]}' and channel = 'web'",
+                                    "core.interactions", "known_products(product_id)", "error", ("interactions",)),
     "customer_bad_hash": ("core", "update core.customers set email_sha256 = 'abc' where customer_id = 'C0000001'",
                           "core.customers", "expect_column_value_lengths_to_equal(email_sha256)", "error", ("crm",)),
 }
@@ -133,3 +140,4 @@ def test_planted_defect_fails_its_check_with_its_severity(case, loaded_world, wa
             if case in UNDO:
                 cur.execute(UNDO[case])
         _reload(loaded_world, warehouse_url, *restore)()
+        run_gate(gate, D, url=warehouse_url, run_id=f"{case}-restored")  # the day is usable again

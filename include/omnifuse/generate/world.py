@@ -94,6 +94,29 @@ class WorldConfig:
     login_rate_web: float = 0.5
     login_rate_mobile: float = 0.8
     mess: MessConfig = field(default_factory=MessConfig)
+    #: ``default``, or ``wholesale``: what real shops' tills have (see :data:`PROFILES`).
+    profile: str = "default"
+
+
+#: What each generator profile plants besides the default world.
+PROFILES = {
+    "default": "the generated multi-channel world with its planted mess",
+    "wholesale": "plus wholesale buyers (quantities of 12 to 700 and big baskets), returns and cancellations "
+                 "(negative quantities on cancellation receipts), zero-price lines, postage / bank-charge / "
+                 "manual-adjustment lines, product descriptions that change, stores closed on Sundays and "
+                 "holidays (an empty delivery), customers who come and go",
+}
+#: Quantities a wholesale buyer orders.
+WHOLESALE_QUANTITIES = np.array([12, 24, 36, 48, 96, 128, 144, 240, 384, 700])
+#: Till lines that are not products (what OMNIFUSE_NON_PRODUCT_SKUS recognises by default).
+NON_PRODUCT_LINES = (("POST", 18.0), ("M", 2.55), ("BANK CHARGES", 15.0))
+#: Days the shops are closed (month, day), besides Sundays, in the wholesale profile.
+HOLIDAYS = {(1, 1), (12, 25), (12, 26)}
+
+
+def store_closed(cfg: WorldConfig, day: date) -> bool:
+    """The wholesale profile's stores do not trade on Sundays and holidays: the store delivery is empty."""
+    return cfg.profile == "wholesale" and (day.weekday() == 6 or (day.month, day.day) in HOLIDAYS)
 
 
 @dataclass
@@ -130,6 +153,9 @@ class _World:
     dup_card: np.ndarray
     emails: np.ndarray
     phones: np.ndarray
+    wholesale: np.ndarray  # bool: buys by the box (wholesale profile)
+    active_from: np.ndarray  # day index a customer starts buying
+    active_to: np.ndarray  # day index after their last
 
 
 def _hex_ids(prefix: str, seed: int, n: int, salt: str) -> np.ndarray:
@@ -204,7 +230,23 @@ def build_world(cfg: WorldConfig) -> _World:
         cookies=cookies, n_cookies=n_cookies, devices=devices, n_devices=n_devices, handles=handles,
         handle_linked=handle_linked, cards=cards, home_store=home_store, utc_offset_min=utc_offset_min,
         dup_crm_id=dup_crm_id, dup_card=dup_card, emails=emails, phones=phones,
+        **_profile_customers(cfg, np.random.default_rng([cfg.seed, 77])),
     )
+
+
+def _profile_customers(cfg: WorldConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Wholesale buyers and activity windows: in the wholesale profile 15 % buy by the box and 40 % of the
+    customers arrive or leave during the generated period (the default world keeps everyone all along)."""
+    n = cfg.customers
+    if cfg.profile == "default":
+        return {"wholesale": np.zeros(n, bool), "active_from": np.zeros(n, int),
+                "active_to": np.full(n, cfg.days, int)}
+    if cfg.profile != "wholesale":
+        raise ValueError(f"unknown generator profile {cfg.profile!r}; profiles: {sorted(PROFILES)}")
+    starts = np.where(rng.random(n) < 0.2, rng.integers(0, max(cfg.days, 1), size=n), 0)
+    ends = np.where(rng.random(n) < 0.2, rng.integers(0, max(cfg.days, 1), size=n) + 1, cfg.days)
+    ends = np.maximum(ends, starts + 1)
+    return {"wholesale": rng.random(n) < 0.15, "active_from": starts, "active_to": ends}
 
 
 def _draw_categories(rng: np.random.Generator, cum: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -241,6 +283,7 @@ def _day_events(w: _World, day_index: int, day: date) -> _DayEvents:
     rng = np.random.default_rng([cfg.seed, 1000 + day_index])
     n_c = len(w.cust_ids)
     rate = w.activity * WEEKDAY_FACTOR[day.weekday()]
+    rate = rate * ((w.active_from <= day_index) & (day_index < w.active_to))
     n_sess = rng.poisson(rate)
     s_cust = np.repeat(np.arange(n_c), n_sess)
     n_s = len(s_cust)
@@ -248,7 +291,9 @@ def _day_events(w: _World, day_index: int, day: date) -> _DayEvents:
     s_chan = np.minimum((w.channel_cum[s_cust] < u).sum(axis=1), 3)
     s_chan = np.where((s_chan == 2) & (w.handles[s_cust] == ""), 0, s_chan)  # no handle: no social
     s_start = np.clip(rng.normal(14 * 3600, 4 * 3600, size=n_s), 0, 86_000).astype(np.int64)
-    s_items = 1 + rng.poisson(np.where(s_chan == 3, 1.8, 1.5))
+    s_items = 1 + rng.poisson(np.where(s_chan == 3, np.where(w.wholesale[s_cust], 12.0, 1.8), 1.5))
+    if store_closed(cfg, day):  # closed: store visits become web visits
+        s_chan = np.where(s_chan == 3, 0, s_chan)
     i_sess = np.repeat(np.arange(n_s), s_items)
     i_pos = np.arange(len(i_sess)) - np.repeat(np.cumsum(s_items) - s_items, s_items)
     i_cust = s_cust[i_sess]
@@ -340,7 +385,9 @@ def _day_events(w: _World, day_index: int, day: date) -> _DayEvents:
     store = {
         "sess": sess, "line": i_pos[idx] + 1, "cust": cust, "card": card, "prod": i_prod[idx],
         "store": w.home_store[cust], "ts_ms": day_ms + i_ts[idx] * 1000,
-        "qty": 1 + (rng.random(len(idx)) < 0.2) * rng.integers(1, 3, size=len(idx)),
+        "qty": np.where(w.wholesale[cust], WHOLESALE_QUANTITIES[rng.integers(0, len(WHOLESALE_QUANTITIES),
+                                                                            size=len(idx))],
+                        1 + (rng.random(len(idx)) < 0.2) * rng.integers(1, 3, size=len(idx))),
     }
     out[0]["session_id"] = session_ids[out[0]["sess"]]
     out[1]["session_id"] = session_ids[out[1]["sess"]]
@@ -569,6 +616,8 @@ def generate(cfg: WorldConfig, out: Path) -> dict[str, object]:
                     final.append(_mess_json(line, kind, channel, rng) if fmt == "json"
                                  else _mess_csv(line, kind, header, rng))
                 truth[kind if kind != "late" else "late_out"] += 1
+            if channel == "store" and cfg.profile == "wholesale":
+                final.extend(_wholesale_extra_lines(w, lines, rng))
             late_in = len(carry[channel])
             final.extend(carry[channel])
             carry[channel] = late_out
@@ -576,7 +625,12 @@ def generate(cfg: WorldConfig, out: Path) -> dict[str, object]:
             renamed = channel == "store" and cfg.mess.renamed_column_day == di
             redelivered = bool(rng.random() < cfg.mess.redelivered_file_rate)
             folder = out / channel / day.isoformat()
-            entries = _write_channel_files(folder, channel, fmt, header, final, renamed, redelivered)
+            if channel == "store" and store_closed(cfg, day):  # an explicit empty delivery
+                final, redelivered = [], False
+                folder.mkdir(parents=True, exist_ok=True)
+                entries = []
+            else:
+                entries = _write_channel_files(folder, channel, fmt, header, final, renamed, redelivered)
             write_manifest(folder, entries)
             copies = 2 if redelivered else 1
             expected_q: dict[str, int] = {}
@@ -584,6 +638,9 @@ def generate(cfg: WorldConfig, out: Path) -> dict[str, object]:
                 if truth[kind]:
                     reason = EXPECTED_REASON[(fmt, kind)]
                     expected_q[reason] = expected_q.get(reason, 0) + truth[kind] * copies
+            if not final:
+                truth = dict.fromkeys(truth, 0)
+                expected_q = {}
             messed = sum(truth[k] for k in ("malformed", "unknown_sku", "missing_field", "absurd_price",
                                              "clock_skew"))
             staged = len(final) - messed - truth["double_fire"]
@@ -603,6 +660,37 @@ def generate(cfg: WorldConfig, out: Path) -> dict[str, object]:
     summary["events"] = total_events
     summary["config"] = _jsonable(asdict(cfg))
     return summary
+
+
+def _wholesale_extra_lines(w: _World, rows: list[list], rng: np.random.Generator) -> list[list]:
+    """What real tills add to a day's clean receipt lines (wholesale profile), all of them valid:
+
+    - a cancellation receipt (``c-…``) for 3 % of receipts, repeating their lines with negative quantities;
+    - a free line (price 0.00) on 1 % of receipts;
+    - postage on every wholesale receipt, a manual adjustment (``M``) on 2 % and bank charges on 0.5 %.
+    """
+    by_receipt: dict[str, list[list]] = {}
+    for row in rows:
+        by_receipt.setdefault(row[0], []).append(row)
+    extra: list[list] = []
+    wholesale_cards = set(w.cards[w.wholesale].tolist()) - {""}
+    for receipt, lines in by_receipt.items():
+        first = lines[0]
+        u = rng.random(5)
+        if u[0] < 0.03:
+            extra.extend([["c" + r[0][1:], r[1], r[2], r[3], r[4], -int(r[5]), r[6], r[7], r[8]] for r in lines])
+        if u[1] < 0.01:
+            extra.append([receipt, 900, first[2], first[3], lines[-1][4], 1, "0.00", first[7], first[8]])
+        specials = []
+        if first[3] in wholesale_cards:
+            specials.append(NON_PRODUCT_LINES[0])
+        if u[2] < 0.02:
+            specials.append(NON_PRODUCT_LINES[1])
+        if u[3] < 0.005:
+            specials.append(NON_PRODUCT_LINES[2])
+        for n, (sku, price) in enumerate(specials):
+            extra.append([receipt, 990 + n, first[2], first[3], sku, 1, _fmt_price(price), first[7], first[8]])
+    return extra
 
 
 def _jsonable(obj):
@@ -635,12 +723,14 @@ def _write_snapshots(w: _World, out: Path, di: int, day: date) -> None:
     rng = np.random.default_rng([w.cfg.seed, 9000 + di])
     stock = rng.poisson(40, size=len(w.skus)) * (rng.random(len(w.skus)) > 0.05)
     folder = out / "catalog" / day.isoformat()
+    renamed = (rng.random(len(w.skus)) < 0.02) if w.cfg.profile == "wholesale" else np.zeros(len(w.skus), bool)
     rows = [
-        [k, f"{CATEGORIES[c].title()} item {i}", CATEGORIES[c], f"brand{b:03d}", _fmt_price(p), "EUR", int(s),
+        [k, f"{CATEGORIES[c].title()} item {i}" + (f" (pack {di % 7 + 2})" if rn else ""), CATEGORIES[c],
+         f"brand{b:03d}", _fmt_price(p), "EUR", int(s),
          "true" if CATEGORIES[c] in REPEATABLE else "false", "true" if ins else "false"]
-        for i, (k, c, b, p, s, ins) in enumerate(zip(
+        for i, (k, c, b, p, s, ins, rn) in enumerate(zip(
             w.skus.tolist(), w.p_category.tolist(), w.p_brand.tolist(), w.p_price.tolist(), stock.tolist(),
-            w.p_in_store.tolist(), strict=True,
+            w.p_in_store.tolist(), renamed.tolist(), strict=True,
         ))
     ]
     entries = [

@@ -1,6 +1,8 @@
 -- core_products: the catalog snapshot of one business date (raw.products, CSV columns in raw.fields) into
 -- core.product_snapshots (grain: one product per snapshot date), then core.products (latest snapshot wins;
 -- a backfill of an older date never overwrites a newer one).
+-- Prices may be in any currency core.fx_rates knows (latest rate on or before the date; EUR is always known):
+-- price_eur is kept beside the price. A zero price is valid (free items); a negative one is not.
 -- Parameters: business_date. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
 with
 
@@ -18,16 +20,24 @@ extracted as materialized (
         nullif(fields ->> 'category', '') as category,
         nullif(fields ->> 'brand', '') as brand,
         nullif(fields ->> 'price', '') as price_text,
-        coalesce(nullif(fields ->> 'currency', ''), 'EUR') as currency,
+        upper(coalesce(nullif(fields ->> 'currency', ''), %(default_currency)s)) as currency,
         nullif(fields ->> 'stock', '') as stock_text,
         lower(coalesce(fields ->> 'repeatable', 'false')) as repeatable_text,
         lower(coalesce(fields ->> 'in_store', 'false')) as in_store_text
     from raw_lines
 ),
 
+rates as (
+    select distinct on (currency) currency, rate_to_eur
+    from core.fx_rates
+    where rate_date <= %(business_date)s
+    order by currency, rate_date desc
+),
+
 classified as (
     select
         extracted.*,
+        case when extracted.currency = 'EUR' then 1 else rates.rate_to_eur end as rate_to_eur,
         case
             when _parse_error is not null then _parse_error
             when product_id is null then 'missing_field:sku'
@@ -35,14 +45,16 @@ classified as (
             when category is null then 'missing_field:category'
             when brand is null then 'missing_field:brand'
             when price_text is null then 'missing_field:price'
-            when not ops.is_valid_input(price_text, 'numeric') or price_text::numeric <= 0 then 'invalid_price'
-            when currency <> 'EUR' then 'unknown_currency'
+            when not ops.is_valid_input(price_text, 'numeric') or price_text::numeric < 0 then 'invalid_price'
+            when extracted.currency <> 'EUR' and rates.rate_to_eur is null then 'unknown_currency'
+            when price_text::numeric * coalesce(rates.rate_to_eur, 1) > %(max_price_eur)s then 'invalid_price'
             when not ops.is_valid_input(coalesce(stock_text, '0'), 'integer') or coalesce(stock_text, '0')::integer < 0
                 then 'invalid_stock'
             when not ops.is_valid_input(repeatable_text, 'boolean') or not ops.is_valid_input(in_store_text, 'boolean')
                 then 'invalid_boolean'
         end as reason
     from extracted
+    left join rates on rates.currency = extracted.currency
 ),
 
 valid as (
@@ -63,10 +75,11 @@ quarantined as (
 
 staged as (
     insert into core.product_snapshots (
-        snapshot_date, product_id, name, category, brand, price, currency, stock, repeatable, in_store
+        snapshot_date, product_id, name, category, brand, price, currency, price_eur, stock, repeatable, in_store
     )
     select
         _batch_date, product_id, name, category, brand, price_text::numeric, currency,
+        round(price_text::numeric * rate_to_eur, 4),
         coalesce(stock_text, '0')::integer, repeatable_text::boolean, in_store_text::boolean
     from valid
     where copy_no = 1
@@ -75,13 +88,13 @@ staged as (
 
 current_products as (
     insert into core.products as p (
-        product_id, name, category, brand, price, currency, stock, repeatable, in_store, snapshot_date
+        product_id, name, category, brand, price, currency, price_eur, stock, repeatable, in_store, snapshot_date
     )
-    select product_id, name, category, brand, price, currency, stock, repeatable, in_store, snapshot_date
+    select product_id, name, category, brand, price, currency, price_eur, stock, repeatable, in_store, snapshot_date
     from staged
     on conflict (product_id) do update set
         name = excluded.name, category = excluded.category, brand = excluded.brand, price = excluded.price,
-        currency = excluded.currency, stock = excluded.stock, repeatable = excluded.repeatable,
+        currency = excluded.currency, price_eur = excluded.price_eur, stock = excluded.stock, repeatable = excluded.repeatable,
         in_store = excluded.in_store, snapshot_date = excluded.snapshot_date
     where p.snapshot_date <= excluded.snapshot_date
     returning 1

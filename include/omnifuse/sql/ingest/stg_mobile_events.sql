@@ -1,6 +1,7 @@
 -- stg_mobile_events: type one arrival date of raw.mobile_events into staging.mobile_events.
 -- Grain of the output: one row per event id (first copy by file, line wins). Epoch milliseconds become UTC.
--- Parameters: business_date, late_window_days. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
+-- The currency must have a rate in core.fx_rates (EUR always does); a missing currency is quarantined, never
+-- assumed. Parameters: business_date, late_window_days, max_quantity, price_outlier_factor. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
 with
 
 raw_lines as (
@@ -27,7 +28,7 @@ extracted as materialized (
         nullif(doc #>> '{properties,sku}', '') as sku,
         doc #>> '{properties,price}' as price_text,
         coalesce(doc #>> '{properties,quantity}', '1') as quantity_text,
-        coalesce(nullif(doc #>> '{properties,currency}', ''), 'EUR') as currency,
+        upper(nullif(doc #>> '{properties,currency}', '')) as currency,
         doc #>> '{app,version}' as app_version,
         doc #>> '{app,os}' as os
     from parsed
@@ -48,7 +49,7 @@ typed as (
         case when ops.is_valid_input(ts_text, 'bigint') then to_timestamp(ts_text::bigint / 1000.0) end as event_ts,
         case when ops.is_valid_input(price_text, 'numeric') then price_text::numeric end as price,
         case when ops.is_valid_input(quantity_text, 'integer') then quantity_text::integer end as quantity,
-        products.price as catalog_price
+        products.price_eur as catalog_price
     from extracted
     left join event_types on event_types.source_event_type = extracted.source_event_type
     left join core.product_snapshots as products
@@ -70,10 +71,13 @@ classified as (
             when event_type is null then 'unknown_event_type'
             when event_ts is null then 'invalid_timestamp'
             when price is null then 'invalid_price'
-            when quantity is null or quantity <= 0 or quantity > 1000 then 'invalid_quantity'
-            when currency <> 'EUR' then 'unknown_currency'
+            when quantity is null or quantity <= 0 or quantity > %(max_quantity)s then 'invalid_quantity'
+            when currency is null then 'missing_field:currency'
+            when currency <> 'EUR' and not exists (
+                select 1 from core.fx_rates as r where r.currency = typed.currency and r.rate_date <= %(business_date)s
+            ) then 'unknown_currency'
             when catalog_price is null then 'unknown_sku'
-            when price <= 0 or price > 20 * catalog_price then 'invalid_price'
+            when price < 0 or price > %(price_outlier_factor)s * catalog_price then 'invalid_price'
             when event_ts >= (%(business_date)s::date + 1)::timestamptz + interval '1 hour' then 'clock_skew'
             when event_ts < (%(business_date)s::date - %(late_window_days)s::int)::timestamptz then 'too_late'
         end as reason

@@ -1,8 +1,11 @@
 -- stg_store_sales: type one arrival date of raw.store_sales (POS CSV, columns in raw.fields).
 -- Grain of the output: one row per (receipt_id, line_no). Store-local time is converted with the store's
 -- time zone (core.stores); prices stay in the till currency and are checked against the catalog in EUR
--- using the latest FX rate on or before the business date (core.fx_rates).
--- Parameters: business_date, late_window_days. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
+-- using the latest FX rate on or before the business date (core.fx_rates; EUR is always known).
+-- A negative quantity is a return or cancellation (kept; core.interactions makes it a `return`); a zero price
+-- is valid (free items). SKUs matching non_product_skus (postage, fees, adjustments) are staged as
+-- line_kind = 'non_product' and are not checked against the catalog. Bounds come from omnifuse.rules.
+-- Parameters: business_date, late_window_days, max_quantity, price_outlier_factor, non_product_skus. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
 with
 
 raw_lines as (
@@ -14,8 +17,14 @@ raw_lines as (
 rates as (
     select distinct on (currency) currency, rate_to_eur
     from core.fx_rates
-    where rate_date <= %(business_date)s
+    where rate_date <= %(business_date)s and currency <> 'EUR'
     order by currency, rate_date desc
+),
+
+known_rates as (
+    select currency, rate_to_eur from rates
+    union all
+    select 'EUR', 1
 ),
 
 extracted as materialized (
@@ -29,7 +38,9 @@ extracted as materialized (
         nullif(fields ->> 'quantity', '') as quantity_text,
         nullif(fields ->> 'unit_price', '') as price_text,
         nullif(fields ->> 'currency', '') as currency,
-        nullif(fields ->> 'sold_at', '') as ts_text
+        nullif(fields ->> 'sold_at', '') as ts_text,
+        case when coalesce(fields ->> 'sku', '') ~* %(non_product_skus)s then 'non_product' else 'product' end
+            as line_kind
     from raw_lines
 ),
 
@@ -43,10 +54,10 @@ typed as (
         stores.timezone,
         stores.currency as store_currency,
         rates.rate_to_eur,
-        products.price as catalog_price
+        products.price_eur as catalog_price
     from extracted
     left join core.stores as stores on stores.store_id = extracted.store_id
-    left join rates on rates.currency = extracted.currency
+    left join known_rates as rates on rates.currency = extracted.currency
     left join core.product_snapshots as products
         on products.snapshot_date = %(business_date)s and products.product_id = extracted.sku
 ),
@@ -76,9 +87,11 @@ classified as (
             when timezone is null then 'unknown_store'
             when rate_to_eur is null or currency <> store_currency then 'unknown_currency'
             when unit_price is null then 'invalid_price'
-            when quantity is null or quantity = 0 or abs(quantity) > 1000 then 'invalid_quantity'
+            when quantity is null or quantity = 0 or abs(quantity) > %(max_quantity)s then 'invalid_quantity'
+            when unit_price < 0 then 'invalid_price'
+            when line_kind = 'non_product' then null
             when catalog_price is null then 'unknown_sku'
-            when unit_price <= 0 or unit_price * rate_to_eur > 20 * catalog_price then 'invalid_price'
+            when unit_price * rate_to_eur > %(price_outlier_factor)s * catalog_price then 'invalid_price'
             when event_ts >= (%(business_date)s::date + 1)::timestamptz + interval '1 hour' then 'clock_skew'
             when event_ts < (%(business_date)s::date - %(late_window_days)s::int)::timestamptz then 'too_late'
         end as reason
@@ -113,11 +126,11 @@ quarantined as (
 staged as (
     insert into staging.store_sales (
         receipt_id, line_no, store_id, loyalty_card, sku, quantity, unit_price, currency, sold_at_local, event_ts,
-        is_late, _batch_date, _source_file, _line_no
+        is_late, line_kind, _batch_date, _source_file, _line_no
     )
     select
         receipt_id, line_no, store_id, loyalty_card, sku, quantity, unit_price, currency, sold_at_local, event_ts,
-        event_ts < %(business_date)s::date::timestamptz, _batch_date, _source_file, _line_no
+        event_ts < %(business_date)s::date::timestamptz, line_kind, _batch_date, _source_file, _line_no
     from valid
     where copy_no = 1
     returning 1

@@ -50,7 +50,7 @@ typed as (
         case when ops.is_valid_input(ts_text, 'timestamptz') then ts_text::timestamptz end as event_ts,
         case when ops.is_valid_input(price_text, 'numeric') then price_text::numeric end as price,
         case when ops.is_valid_input(quantity_text, 'integer') then quantity_text::integer end as quantity,
-        products.price as catalog_price
+        products.price_eur as catalog_price
     from extracted
     left join event_types on event_types.source_event_type = extracted.source_event_type
     left join core.product_snapshots as products
@@ -72,9 +72,9 @@ classified as (
             when event_type is null then 'unknown_event_type'
             when event_ts is null then 'invalid_timestamp'
             when price is null then 'invalid_price'
-            when quantity is null or quantity <= 0 or quantity > 1000 then 'invalid_quantity'
+            when quantity is null or quantity <= 0 or quantity > %(max_quantity)s then 'invalid_quantity'
             when catalog_price is null then 'unknown_sku'
-            when price <= 0 or price > 20 * catalog_price then 'invalid_price'
+            when price < 0 or price > %(price_outlier_factor)s * catalog_price then 'invalid_price'
             when event_ts >= (%(business_date)s::date + 1)::timestamptz + interval '1 hour' then 'clock_skew'
             when event_ts < (%(business_date)s::date - %(late_window_days)s::int)::timestamptz then 'too_late'
         end as reason

@@ -1,13 +1,21 @@
 -- core_interactions: rebuild one event date of core.interactions from every channel's staged rows.
 -- Grain of the output: one row per real event (channel, event_key). Staged rows of an event date come from
 -- arrival dates event_date - 1 (clock skew) .. event_date + late_window_days (late events); a copy of the
--- same event staged again on a later arrival date goes to quarantine.interactions, never in twice.
+-- same event staged again on a later arrival date goes to quarantine.interactions, never in twice. Only
+-- arrival batches whose staging gate passed are read (a blocked batch never reaches core). A store line with
+-- a negative quantity is a `return` (signed revenue); non-product till lines (postage, fees) are left out.
 -- Customers are resolved through core.identity_map: the logged-in customer id first, else the cookie,
 -- device, social handle or loyalty card. Revenue is converted to EUR with the latest rate on or before the
 -- event date. The caller has emptied the date's partition and quarantine rows (idempotent per date).
 -- Parameters: event_date, late_window_days. Returns rows_staged, rows_built, rows_quarantined, customers,
 -- anonymous_rows.
 with
+
+passed_batches as (
+    select business_date as _batch_date
+    from ops.quality_status
+    where gate = 'staging' and passed
+),
 
 web as (
     select
@@ -17,7 +25,8 @@ web as (
         session_id as session_key, null::text as store_id, is_late, 'staging.web_events' as source_table,
         _batch_date, _source_file, _line_no
     from staging.web_events
-    where _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
+    where _batch_date in (select _batch_date from passed_batches)
+        and _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
         and event_ts >= %(event_date)s::date::timestamptz
         and event_ts < (%(event_date)s::date + 1)::timestamptz
 ),
@@ -29,7 +38,8 @@ mobile as (
         device_id || ':' || (event_ts at time zone 'UTC')::date, null::text, is_late, 'staging.mobile_events',
         _batch_date, _source_file, _line_no
     from staging.mobile_events
-    where _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
+    where _batch_date in (select _batch_date from passed_batches)
+        and _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
         and event_ts >= %(event_date)s::date::timestamptz
         and event_ts < (%(event_date)s::date + 1)::timestamptz
 ),
@@ -40,20 +50,24 @@ social as (
         0::numeric, 'EUR', null::text, null::text, is_late, 'staging.social_interactions', _batch_date,
         _source_file, _line_no
     from staging.social_interactions
-    where _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
+    where _batch_date in (select _batch_date from passed_batches)
+        and _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
         and event_ts >= %(event_date)s::date::timestamptz
         and event_ts < (%(event_date)s::date + 1)::timestamptz
 ),
 
 store as (
     select
-        'store', receipt_id || '/' || line_no, 'loyalty_card', loyalty_card, null::text, sku, 'purchase',
+        'store', receipt_id || '/' || line_no, 'loyalty_card', loyalty_card, null::text, sku,
+        case when quantity < 0 then 'return' else 'purchase' end,
         event_ts, quantity, unit_price * quantity, currency, receipt_id, store_id, is_late,
         'staging.store_sales', _batch_date, _source_file, _line_no
     from staging.store_sales
-    where _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
+    where _batch_date in (select _batch_date from passed_batches)
+        and _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
         and event_ts >= %(event_date)s::date::timestamptz
         and event_ts < (%(event_date)s::date + 1)::timestamptz
+        and line_kind = 'product'
 ),
 
 staged as (

@@ -1,0 +1,167 @@
+"""Reading a landed CSV file: records (a quoted field may hold a newline), a UTF-8 BOM, and a shop's own
+export shape through a per-source column mapping — no code.
+
+A mapping is a TOML file ``<mapping dir>/<source>.toml`` (``OMNIFUSE_MAPPING_DIR``, default
+``<landing>/_mappings``); see ``docs/landing.md`` for the contract. Example, a till export::
+
+    version = 1
+    [csv]
+    delimiter = ";"
+    decimal = ","          # decimal separator of number columns ("1.234,50" with thousands = ".")
+    thousands = "."
+    encoding = "cp1252"
+    [columns]              # our column = their header
+    receipt_id = "Bon"
+    sku = "Artikel"
+    quantity = "Menge"
+    unit_price = "Preis"
+    sold_at = "Zeit"
+    loyalty_card = "Kundenkarte"
+    [timestamps]           # strptime formats; values are rewritten as ISO 8601
+    sold_at = "%d/%m/%Y %H:%M"
+    [defaults]             # for columns the export lacks (or leaves empty); "@row" = the record's number
+    currency = "EUR"
+    store_id = "S01"
+    line_no = "@row"
+"""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+#: Columns read as numbers in every source (decimal and thousands separators apply to them).
+NUMBER_COLUMNS = frozenset({"quantity", "unit_price", "price", "stock", "rate_to_eur", "qty"})
+BOM = b"\xef\xbb\xbf"
+
+
+class MappingError(ValueError):
+    """A mapping file is malformed; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A source's column mapping (see the module docstring); ``path`` is where it was read from."""
+
+    path: Path
+    delimiter: str = ","
+    quotechar: str = '"'
+    decimal: str = "."
+    thousands: str = ""
+    encoding: str = "utf-8"
+    columns: dict[str, str] = field(default_factory=dict)  # ours -> theirs
+    timestamps: dict[str, str] = field(default_factory=dict)  # ours -> strptime format
+    defaults: dict[str, str] = field(default_factory=dict)  # ours -> constant or "@row"
+
+    @property
+    def renames(self) -> dict[str, str]:
+        """Their header -> our column."""
+        return {theirs: ours for ours, theirs in self.columns.items()}
+
+
+def load_mapping(mapping_dir: Path | None, source_name: str) -> Mapping | None:
+    """The mapping of ``source_name`` if ``<mapping_dir>/<source>.toml`` exists, else None."""
+    if mapping_dir is None:
+        return None
+    path = Path(mapping_dir) / f"{source_name}.toml"
+    if not path.is_file():
+        return None
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise MappingError(f"{path}: not valid TOML ({exc}); fix the mapping file, then clear the task.") from exc
+    if doc.get("version", 1) != 1:
+        raise MappingError(f"{path}: mapping version {doc.get('version')!r} is not supported (this release reads 1)")
+    unknown = set(doc) - {"version", "csv", "columns", "timestamps", "defaults"}
+    if unknown:
+        raise MappingError(f"{path}: unknown sections {sorted(unknown)}; allowed: csv, columns, timestamps, defaults")
+    opts = doc.get("csv", {})
+    bad = set(opts) - {"delimiter", "quotechar", "decimal", "thousands", "encoding"}
+    if bad:
+        raise MappingError(f"{path}: unknown [csv] keys {sorted(bad)}")
+    for key in ("delimiter", "quotechar"):
+        if key in opts and len(str(opts[key])) != 1:
+            raise MappingError(f"{path}: [csv] {key} must be one character, not {opts[key]!r}")
+    return Mapping(
+        path=path,
+        delimiter=str(opts.get("delimiter", ",")),
+        quotechar=str(opts.get("quotechar", '"')),
+        decimal=str(opts.get("decimal", ".")),
+        thousands=str(opts.get("thousands", "")),
+        encoding=str(opts.get("encoding", "utf-8")),
+        columns={str(k): str(v) for k, v in doc.get("columns", {}).items()},
+        timestamps={str(k): str(v) for k, v in doc.get("timestamps", {}).items()},
+        defaults={str(k): str(v) for k, v in doc.get("defaults", {}).items()},
+    )
+
+
+def split_records(data: bytes, quote: bytes = b'"') -> list[bytes]:
+    """The file's records: physical lines, joined while a quoted field is open (a comment with a newline)."""
+    if data.startswith(BOM):
+        data = data[len(BOM):]
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if quote not in data:
+        return lines
+    out: list[bytes] = []
+    pending: bytes | None = None
+    for line in lines:
+        if pending is not None:
+            pending += b"\n" + line
+            if line.count(quote) % 2:
+                out.append(pending)
+                pending = None
+        elif line.count(quote) % 2:
+            pending = line
+        else:
+            out.append(line)
+    if pending is not None:  # an unterminated quote: keep it as one (malformed) record
+        out.append(pending)
+    return out
+
+
+def count_records(path: Path, quote: bytes = b'"') -> int:
+    """Data records of a CSV file (after the header), as ingest counts them."""
+    records = split_records(Path(path).read_bytes(), quote)
+    return max(len(records) - 1, 0)
+
+
+def _number(value: str, mapping: Mapping) -> str:
+    if mapping.thousands:
+        value = value.replace(mapping.thousands, "")
+    if mapping.decimal != ".":
+        value = value.replace(mapping.decimal, ".")
+    return value.strip()
+
+
+def apply_mapping(row: dict[str, str], mapping: Mapping, record_no: int) -> dict[str, str]:
+    """One record (already keyed by our column names) rewritten to the landing contract's shape.
+
+    Numbers get a dot decimal, timestamps ISO 8601 (a value that does not match its format is left as it is,
+    so staging quarantines it as ``invalid_timestamp`` with the original text), defaults fill what is missing.
+    """
+    for column, default in mapping.defaults.items():
+        if not row.get(column):
+            row[column] = str(record_no) if default == "@row" else default
+    for column in NUMBER_COLUMNS.intersection(row):
+        if row[column]:
+            row[column] = _number(row[column], mapping)
+    for column, fmt in mapping.timestamps.items():
+        value = row.get(column)
+        if value:
+            try:
+                row[column] = datetime.strptime(value.strip(), fmt).isoformat(sep=" ")
+            except ValueError:
+                pass
+    return row
+
+
+def parse_record(text: str, mapping: Mapping | None) -> list[str]:
+    """Split one record into fields with the mapping's delimiter and quote character."""
+    if mapping is None:
+        return next(csv.reader([text]), [])
+    return next(csv.reader([text], delimiter=mapping.delimiter, quotechar=mapping.quotechar), [])
