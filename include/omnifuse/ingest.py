@@ -185,7 +185,7 @@ def _clean_line(line: bytes) -> tuple[bytes, bytes]:
         line.decode("utf-8")
     except UnicodeDecodeError:
         line, error = line.decode("utf-8", errors="replace").encode(), b"invalid_utf8"
-    return _escape(line), error
+    return _escape(line).replace(b"\n", b"\\n"), error  # a CSV record may hold a newline
 
 
 def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad) -> Iterator[bytes]:

@@ -1,0 +1,145 @@
+"""The landing contract as a shop meets it: a column mapping without code, records with newlines, BOMs,
+checksums and empty deliveries."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from omnifuse import warehouse
+from omnifuse.ingest import LandingError, ingest_source
+from omnifuse.manifest import write_manifest
+
+D = date(2026, 11, 2)
+
+MAPPING = """
+version = 1
+[csv]
+delimiter = ";"
+decimal = ","
+thousands = "."
+[columns]
+receipt_id = "Bon"
+sku = "Artikel"
+quantity = "Menge"
+unit_price = "Preis"
+sold_at = "Zeit"
+loyalty_card = "Kundenkarte"
+[timestamps]
+sold_at = "%d/%m/%Y %H:%M"
+[defaults]
+currency = "EUR"
+store_id = "S01"
+line_no = "@row"
+"""
+
+
+@pytest.fixture
+def landing(tiny_world, clean_warehouse, tmp_path):
+    """A landing zone holding the tiny world's catalog for D, loaded."""
+    root = tmp_path / "landing"
+    shutil.copytree(tiny_world / "catalog" / D.isoformat(), root / "catalog" / D.isoformat())
+    for name in ("fx_rates", "stores", "catalog"):
+        ingest_source(name, D, landing_dir=root, url=clean_warehouse)
+    return root
+
+
+def _skus(url: str, n: int) -> list[tuple[str, float]]:
+    with warehouse.transaction(url) as cur:
+        cur.execute("select product_id, price from core.product_snapshots where snapshot_date = %s "
+                    "order by product_id limit %s", (D, n))
+        return [(k, float(p)) for k, p in cur.fetchall()]
+
+
+def test_a_semicolon_decimal_comma_pos_export_loads_through_a_mapping_alone(landing, clean_warehouse):
+    (a, pa), (b, pb) = _skus(clean_warehouse, 2)
+    folder = landing / "store" / D.isoformat()
+    folder.mkdir(parents=True)
+    lines = [
+        "Bon;Artikel;Menge;Preis;Zeit;Kundenkarte",
+        f"B1;{a};2;{pa:.2f}".replace(".", ",") + ";02/11/2026 09:15;K1",
+        f"B1;{b};240;{pb:.2f}".replace(".", ",") + ";02/11/2026 09:15;K1",
+        f"B2;{a};-1;{pa:.2f}".replace(".", ",") + ";02/11/2026 17:40;",
+        "B3;POST;1;18,00;02/11/2026 18:00;",
+        f"B4;{a};1;{pa:.2f}".replace(".", ",") + ";31/02/2026 10:00;",  # no such date: quarantined
+    ]
+    (folder / "kasse.csv").write_text("\n".join(lines) + "\n")
+    shutil.move(folder / "kasse.csv", folder / "pos-export.csv")
+    write_manifest(folder)
+    (landing / "_mappings").mkdir()
+    (landing / "_mappings" / "store.toml").write_text(MAPPING)
+
+    summary = ingest_source("store", D, landing_dir=landing, url=clean_warehouse)
+    assert summary["lines_read"] == 5 and summary["rows_staged"] == 4
+    assert summary["quarantine_by_reason"] == {"invalid_timestamp": 1}
+    with warehouse.transaction(clean_warehouse) as cur:
+        cur.execute("select receipt_id, line_no, store_id, loyalty_card, sku, quantity, unit_price, currency, "
+                    "sold_at_local, line_kind from staging.store_sales order by receipt_id, line_no")
+        rows = cur.fetchall()
+    assert [(r[0], r[1], r[2], r[5], r[7], r[9]) for r in rows] == [
+        ("B1", 1, "S01", 2, "EUR", "product"), ("B1", 2, "S01", 240, "EUR", "product"),
+        ("B2", 3, "S01", -1, "EUR", "product"), ("B3", 4, "S01", 1, "EUR", "non_product")]
+    assert float(rows[0][6]) == pytest.approx(pa) and float(rows[1][6]) == pytest.approx(pb)
+    assert str(rows[0][8]) == "2026-11-02 09:15:00" and rows[0][3] == "K1" and rows[2][3] is None
+
+
+def test_csv_records_may_hold_newlines_and_a_bom(landing, clean_warehouse):
+    folder = landing / "social" / D.isoformat()
+    folder.mkdir(parents=True)
+    (a, _), = _skus(clean_warehouse, 1)
+    body = ("interaction_id,platform,handle,action,sku,occurred_at,text\n"
+            f'so-1,instagram,@h1,comment,{a},2026-11-02T10:00:00+01:00,"first line\nsecond line, with a comma"\n'
+            f"so-2,x,@h2,like,{a},2026-11-02T11:00:00+01:00,\\N tab\there\n")
+    (folder / "interactions.csv").write_bytes(b"\xef\xbb\xbf" + body.encode())
+    write_manifest(folder)
+    summary = ingest_source("social", D, landing_dir=landing, url=clean_warehouse)
+    assert summary["lines_read"] == 2 and summary["rows_staged"] == 2, summary
+    with warehouse.transaction(clean_warehouse) as cur:
+        cur.execute("select interaction_id, comment_text from staging.social_interactions order by 1")
+        rows = cur.fetchall()
+    assert rows == [("so-1", "first line\nsecond line, with a comma"), ("so-2", "\\N tab\there")]
+
+
+def test_a_file_changed_after_its_manifest_fails_naming_it(landing, clean_warehouse):
+    folder = landing / "catalog" / D.isoformat()
+    products = folder / "products.csv"
+    data = bytearray(products.read_bytes())
+    data[-3] = ord("9") if data[-3] != ord("9") else ord("8")  # same size, different bytes
+    products.write_bytes(bytes(data))
+    with pytest.raises(LandingError, match="sha256") as failure:
+        ingest_source("catalog", D, landing_dir=landing, url=clean_warehouse)
+    assert "products.csv" in str(failure.value) and "re-deliver" in str(failure.value)
+
+
+def test_an_empty_delivery_is_an_audited_zero_row_run(landing, clean_warehouse):
+    folder = landing / "store" / D.isoformat()
+    folder.mkdir(parents=True)
+    body = write_manifest(folder)
+    assert body == {"files": []}
+    summary = ingest_source("store", D, landing_dir=landing, url=clean_warehouse)
+    assert (summary["files"], summary["lines_read"], summary["rows_staged"]) == (0, 0, 0)
+    with warehouse.transaction(clean_warehouse) as cur:
+        cur.execute("select files, lines_read from ops.load_audit where channel = 'store' and business_date = %s",
+                    (D,))
+        assert cur.fetchone() == (0, 0)
+
+
+def test_a_malformed_mapping_names_its_file(landing, clean_warehouse):
+    from omnifuse.landing_csv import MappingError
+
+    folder = landing / "store" / D.isoformat()
+    folder.mkdir(parents=True)
+    (folder / "pos.csv").write_text("a;b\n1;2\n")
+    write_manifest(folder)
+    (landing / "_mappings").mkdir()
+    (landing / "_mappings" / "store.toml").write_text("[csv]\ndelimiter = ';;'\n")
+    with pytest.raises(MappingError, match="store.toml"):
+        ingest_source("store", D, landing_dir=landing, url=clean_warehouse)
+
+
+def test_manifest_counts_records_as_ingest_does(tmp_path: Path):
+    (tmp_path / "x.csv").write_text('h1,h2\n1,"a\nb"\n2,c\n')
+    body = write_manifest(tmp_path)
+    assert body["files"][0]["data_lines"] == 2
