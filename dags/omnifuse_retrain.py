@@ -7,20 +7,24 @@ interactions passed their quality gates. Trigger it by hand for any date with `{
 
 | step | reads | writes |
 | --- | --- | --- |
-| `prepare_training` | `core.interactions` (gated dates), `core.products` | `dataset.npz`, `ml.training_runs` |
-| `train_<model>` | the dataset | `valid/<model>`, `holdout/<model>` artifacts, `ml.model_metrics` |
-| `fuse_models` | the base models | `fused/`, `ml.model_metrics` (every variant), `ml.fusion_weights` |
+| `prepare_training` | `core.interactions` (gated dates), `core.products` | `dataset.npz`, new `ml.training_runs` row |
+| `train_<model>` | the dataset | `ml.tuning_trials`, `valid/`, `holdout/`, `served/` fits, `ml.model_metrics` |
+| `fuse_models` | the base models | `evaluated/`, `fused/` (served), `ml.model_metrics`, `ml.fusion_weights` |
 | `gate_champion` | metrics, current champion | `ml.model_registry` (champion / rejected + reason) |
 | `emit_champion` | — | Asset `ml.champion` (extra: `business_date`, `champion`), which `omnifuse_publish` waits for |
 
-The time split cannot cheat: models are fitted on days before the holdout (`OMNIFUSE_HOLDOUT_DAYS`), fusion
-learns on the `OMNIFUSE_VALID_DAYS` before that. A challenger replaces the champion only if it beats it and
-popularity by `OMNIFUSE_GATE_MARGIN` on the holdout; otherwise the run **succeeds**, keeps the champion and
-`ml.model_registry.reason` says why.
+The time split cannot cheat: models are tuned and fused on a validation slice, evaluated on the holdout after
+it (both sized to reach `OMNIFUSE_EVAL_CUSTOMERS` customers with purchases), then **refitted on the whole
+window up to the business date** before they are served. Fusion is served only if it beats the best single
+model beyond the noise. A challenger replaces the champion only if it beats it and popularity by
+`OMNIFUSE_GATE_MARGIN` beyond the noise (bootstrap over customers); otherwise the run **succeeds**, keeps the
+champion and `ml.model_registry.reason` says why. Re-running a date writes a new version (`…_v2`); a run of an
+older date never replaces a newer champion unless triggered with `{"business_date": "…", "force": true}`.
+`omnifuse model rollback` restores the previous champion.
 
 **When a task fails**: `BlockedDateError` means the date did not pass its quality gates — fix and re-run
-`omnifuse_ingest` for it first. A training task that fails can be cleared on its own; it rewrites only its
-artifacts and metrics.
+`omnifuse_ingest` for it first. `ArtifactError` names a missing or corrupt model-store file. A training task
+that fails can be cleared on its own; it rewrites only its run's artifacts and metrics.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ MODELS = ("popularity", "popularity_channel", "item_knn", "pure_svd", "ease", "a
 
 
 def _train(name: str):
-    @task(task_id=f"train_{name}", doc_md=f"Fits `{name}` before the validation slice (for fusion) and before the "
-          "holdout (evaluated and served); writes its holdout metrics and fit time to `ml.model_metrics`.")
+    @task(task_id=f"train_{name}", doc_md=f"Tunes `{name}` on the validation slice within its share of "
+          "`OMNIFUSE_TUNING_BUDGET_S`, fits it before the holdout (evaluated) and up to the business date (served); "
+          "writes its holdout metrics with bootstrap intervals and its tuning trials.")
     def train(training_run: str) -> dict:
         from omnifuse.retrain import train_model
 
@@ -62,7 +67,8 @@ def omnifuse_retrain():
         return prepare(asset_run_business_date())["run_id"]
 
     @task(doc_md="Learns the fusion variants (equal, RRF, learned linear, stacked) on the validation slice, scores "
-          "every variant and the final model with business rules on the holdout, saves the fused model.")
+          "every variant, the fusion and each model with business rules on the holdout, and saves what is served: "
+          "the fusion if it beats the best single model beyond the noise, else that model, refitted up to the date.")
     def fuse_models(training_run: str, trained: list[dict]) -> dict:
         from omnifuse.retrain import fuse_models as fuse
 
@@ -73,7 +79,8 @@ def omnifuse_retrain():
     def gate_champion(training_run: str, fused: dict) -> dict:
         from omnifuse.retrain import gate_champion as gate
 
-        return gate(training_run)
+        conf = get_current_context()["dag_run"].conf or {}
+        return gate(training_run, force=bool(conf["force"]) if "force" in conf else None)
 
     @task(outlets=[ML_CHAMPION], doc_md="Announces the champion for the date (Asset `ml.champion`); "
           "`omnifuse_publish` is scheduled on it.")

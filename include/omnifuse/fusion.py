@@ -7,10 +7,14 @@ popularity, price band and in-store flag, and the customer's channel mix, recenc
 - ``equal``: the mean of the models' z-scores (the naive blend to beat);
 - ``rrf``: reciprocal-rank fusion, Σ 1 / (60 + rank);
 - ``linear``: learned blend weights — a logistic regression on the z-scores;
-- ``stacked``: a gradient-boosted ranker (scikit-learn) on all the features.
+- ``stacked``: a logistic regression on all the standardised features (z-scores, reciprocal ranks, product
+  and customer features);
+- ``single``: one model's own ranking (what is served when fusion does not beat the best single model).
 
-Learners are fitted on one half of the validation customers and the variant is chosen on the other half;
-validation labels must end before the holdout starts (:class:`LeakageError` otherwise). Business rules then
+Learners are fitted on one half of the validation customers and the variant is chosen on the other half:
+the simplest variant (equal, rrf, linear, stacked, in that order) that the best one does not beat beyond the
+noise (paired bootstrap over customers). Validation labels must end before the holdout starts
+(:class:`LeakageError` otherwise). Learners are stored as numpy arrays (no pickle). Business rules then
 shape the final top-K: in stock only, not already bought unless repeatable, at most ``max_per_category``
 per category, and a boost for products the stores carry in proportion to a customer's store share.
 """
@@ -18,19 +22,45 @@ per category, and a boost for products the stores carry in proportion to a custo
 from __future__ import annotations
 
 import json
-import pickle
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from omnifuse.evaluate import Split, ranking_metrics
+from omnifuse.evaluate import Split, paired_lower_bound, per_customer
 from omnifuse.features import CHANNELS, Dataset
 from omnifuse.models import Recommender, model_class
 
+#: fusion variants, simplest first (the choice prefers the simpler of two that the noise cannot tell apart)
 VARIANTS = ("equal", "rrf", "linear", "stacked")
+
+
+class LinearScorer:
+    """A logistic-regression scorer as plain arrays: ``(x - mean) / scale @ coef + intercept``."""
+
+    def __init__(self, coef: np.ndarray, intercept: float, mean: np.ndarray | None = None,
+                 scale: np.ndarray | None = None):
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.intercept = float(intercept)
+        self.mean = np.zeros_like(self.coef) if mean is None else np.asarray(mean, dtype=np.float64)
+        self.scale = np.ones_like(self.coef) if scale is None else np.asarray(scale, dtype=np.float64)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, standardise: bool, seed: int) -> LinearScorer:
+        from sklearn.linear_model import LogisticRegression
+
+        mean = x.mean(axis=0) if standardise else np.zeros(x.shape[1])
+        scale = np.maximum(x.std(axis=0), 1e-6) if standardise else np.ones(x.shape[1])
+        lr = LogisticRegression(C=1.0, max_iter=1000, random_state=seed).fit((x - mean) / scale, y)
+        return cls(lr.coef_[0], lr.intercept_[0], mean, scale)
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, np.float64) - self.mean) / self.scale) @ self.coef + self.intercept
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"coef": self.coef, "intercept": np.array([self.intercept]), "mean": self.mean, "scale": self.scale}
 
 
 class LeakageError(RuntimeError):
@@ -119,7 +149,9 @@ def variant_scores(variant: str, cands: Candidates, learner=None) -> np.ndarray:
     if variant == "linear":
         return learner.decision_function(cands.z)
     if variant == "stacked":
-        return learner.predict_proba(_stack_features(cands))[:, 1]
+        return learner.decision_function(_stack_features(cands))
+    if variant == "single":
+        return cands.z[:, 0]
     raise ValueError(f"unknown fusion variant {variant!r}")
 
 
@@ -167,16 +199,55 @@ def apply_rules(cands: Candidates, score: np.ndarray, data: Dataset, users: np.n
     return sub, boosted[idx]
 
 
+@dataclass
+class Learnt:
+    """What :func:`fit_learners` learnt: the learners, each variant's validation NDCG@10 (mean and per
+    customer of the selection half), the blend weights for ``ml.fusion_weights``, and the noise-aware choice."""
+
+    learners: dict
+    ndcg: dict[str, float]
+    per_customer: dict[str, np.ndarray]
+    weights: dict
+    choice: str = "equal"
+    reason: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def choose_variant(per_cust: dict[str, np.ndarray], seed: int) -> tuple[str, str]:
+    """The simplest variant that the best (by mean) does not beat beyond the noise, and why."""
+    means = {v: float(np.mean(x)) if len(x) else 0.0 for v, x in per_cust.items()}
+    best = max(per_cust, key=lambda v: (means[v], -list(per_cust).index(v)))
+    for v in per_cust:
+        if v == best or paired_lower_bound(per_cust[best], per_cust[v], seed) <= 0:
+            why = (f"{v}: validation NDCG@10 {means[v]:.4f}" + ("" if v == best else
+                   f"; {best} ({means[best]:.4f}) is not better beyond the noise, the simpler variant wins"))
+            return v, why
+    return best, f"{best}: validation NDCG@10 {means[best]:.4f}"
+
+
+def choose_served(fused: np.ndarray, singles: dict[str, np.ndarray], variant: str, seed: int
+                  ) -> tuple[str, str]:
+    """Fusion earns its place: ``(served, why)`` where ``served`` is ``fusion_<variant>`` when the fusion's
+    per-customer NDCG (``fused``) beats the best single model's (``singles``, same customers, both with the
+    business rules) beyond the noise (paired bootstrap lower bound > 0), else the best single model's name."""
+    names = list(singles)
+    best = max(names, key=lambda n: (float(singles[n].mean()) if len(singles[n]) else 0.0, -names.index(n)))
+    lb = paired_lower_bound(fused, singles[best], seed) if len(fused) else 0.0
+    f_mean = float(fused.mean()) if len(fused) else 0.0
+    b_mean = float(singles[best].mean()) if len(singles[best]) else 0.0
+    if len(names) > 1 and lb > 0:
+        return f"fusion_{variant}", (f"fusion_{variant} (NDCG@10 {f_mean:.4f}) beats the best single model {best} "
+                                     f"({b_mean:.4f}) beyond the noise (gain lower bound {lb:+.4f})")
+    return best, (f"serving {best} with the business rules: fusion_{variant} (NDCG@10 {f_mean:.4f}) does not beat "
+                  f"it ({b_mean:.4f}) beyond the noise (gain lower bound {lb:+.4f})")
+
+
 def fit_learners(models: dict[str, Recommender], data: Dataset, valid: Split, holdout_start_day: int,
-                 n_candidates: int, seed: int, max_users: int = 20_000) -> tuple[dict, dict[str, float], dict]:
+                 n_candidates: int, seed: int, max_users: int = 20_000) -> Learnt:
     """Fit the learned variants on half the validation customers; score every variant on the other half.
 
     ``valid``: a split whose relevant events all lie before ``holdout_start_day`` (days since epoch).
-    Returns (learners, validation NDCG@10 per variant, learnt weights per variant for ``ml.fusion_weights``).
     """
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-
     if valid.end_day >= holdout_start_day:
         raise LeakageError(
             f"fusion validation labels run to day {valid.end_day} but the holdout starts at day "
@@ -193,43 +264,53 @@ def fit_learners(models: dict[str, Recommender], data: Dataset, valid: Split, ho
     y_fit = _labels(c_fit, rel[fit_rows])
     if y_fit.sum() == 0 or y_fit.all():
         raise RuntimeError("fusion: the validation slice has no positive (or no negative) candidates; "
-                           "widen OMNIFUSE_VALID_DAYS or the training window.")
+                           "widen OMNIFUSE_VALID_DAYS / OMNIFUSE_EVAL_CUSTOMERS or the training window.")
     learners = {
-        "linear": LogisticRegression(C=1.0, max_iter=500).fit(c_fit.z, y_fit),
-        "stacked": HistGradientBoostingClassifier(max_iter=150, learning_rate=0.08, max_leaf_nodes=31,
-                                                  l2_regularization=1.0, random_state=seed)
-        .fit(_stack_features(c_fit), y_fit),
+        "linear": LinearScorer.fit(c_fit.z, y_fit, standardise=False, seed=seed),
+        "stacked": LinearScorer.fit(_stack_features(c_fit), y_fit, standardise=True, seed=seed),
     }
     c_sel = candidates(models, valid.train, users[sel_rows], valid.exclude, n_candidates)
-    ndcg = {}
+    per_cust = {}
     for variant in VARIANTS:
         recs, _ = rank(c_sel, variant_scores(variant, c_sel, learners.get(variant)), len(sel_rows), 10)
-        ndcg[variant] = ranking_metrics(recs, rel[sel_rows], 10)["ndcg"]
+        per_cust[variant] = per_customer(recs, rel[sel_rows], 10)["ndcg"]
+    ndcg = {v: float(np.mean(x)) if len(x) else 0.0 for v, x in per_cust.items()}
     names = list(models)
-    weights = {"linear": dict(zip(names, learners["linear"].coef_[0].tolist(), strict=True))}
-    weights["linear"]["intercept"] = float(learners["linear"].intercept_[0])
+    weights = {"linear": dict(zip(names, learners["linear"].coef.tolist(), strict=True))}
+    weights["linear"]["intercept"] = learners["linear"].intercept
     weights["equal"] = {n: 1.0 / len(names) for n in names}
-    return learners, ndcg, weights
+    choice, reason = choose_variant(per_cust, seed)
+    return Learnt(learners, ndcg, per_cust, weights, choice, reason)
 
 
 class FusedModel:
-    """Base models + a fusion variant + business rules: what is registered, gated and published."""
+    """Base models + a fusion variant + business rules: what is registered, gated and published.
 
-    def __init__(self, models: dict[str, Recommender], variant: str, learner=None, rules: Rules | None = None,
-                 n_candidates: int = 50):
+    ``models`` are every model kept with the version (publishing reads e.g. ``item_knn`` for similar products
+    and ``assoc_rules`` for bought-together); ``use`` names the ones that rank (all of them for a fusion
+    variant, one for ``single``). Contribution masks from :meth:`rank` always have one column per ``models``.
+    """
+
+    def __init__(self, models: dict[str, Recommender], variant: str, learner: LinearScorer | None = None,
+                 rules: Rules | None = None, n_candidates: int = 50, use: list[str] | None = None):
         self.models = models
         self.variant = variant
         self.learner = learner
         self.rules = rules or Rules()
         self.n_candidates = n_candidates
+        self.use = list(use) if use else list(models)
+        if variant == "single" and len(self.use) != 1:
+            raise ValueError(f"variant 'single' ranks with one model, got {self.use}")
 
     def rank(self, data: Dataset, users: np.ndarray, exclude: sp.csr_matrix, k: int, rules: bool = True,
              batch: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-k product indexes, scores and contributing-model masks (n_users, k, models) per user."""
         recs, vals, contrib = [], [], []
+        ranking = {n: self.models[n] for n in self.use}
+        cols = [list(self.models).index(n) for n in self.use]
         for start in range(0, len(users), batch):
             u = users[start:start + batch]
-            c = candidates(self.models, data, u, exclude, self.n_candidates)
+            c = candidates(ranking, data, u, exclude, self.n_candidates)
             s = variant_scores(self.variant, c, self.learner)
             if rules:
                 c, s = apply_rules(c, s, data, u, self.rules, k)
@@ -237,7 +318,8 @@ class FusedModel:
             lookup = pd.MultiIndex.from_arrays([c.row, c.item]).get_indexer(
                 pd.MultiIndex.from_arrays([np.repeat(np.arange(len(u)), k), r.ravel()]))
             m = np.zeros((len(u) * k, len(self.models)), dtype=bool)
-            m[lookup >= 0] = c.in_top[lookup[lookup >= 0]]
+            found = np.flatnonzero(lookup >= 0)
+            m[np.ix_(found, cols)] = c.in_top[lookup[found]]
             recs.append(r)
             vals.append(v)
             contrib.append(m.reshape(len(u), k, -1))
@@ -247,18 +329,34 @@ class FusedModel:
         return np.vstack(recs), np.vstack(vals), np.concatenate(contrib)
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, model in self.models.items():
-            model.save(folder / "models" / name)
-        # scikit-learn estimators persist with pickle; the artifact is written and read by this platform only
-        (folder / "learner.pkl").write_bytes(pickle.dumps(self.learner))
-        (folder / "fusion.json").write_text(json.dumps({
-            "variant": self.variant, "models": list(self.models), "rules": asdict(self.rules),
-            "n_candidates": self.n_candidates}, indent=1))
+        """Write the folder atomically (temp + rename) with a checksum manifest; no pickle."""
+        from omnifuse.artifacts import write_dir
+
+        with write_dir(folder) as tmp:
+            for name, model in self.models.items():
+                model.save(tmp / "models" / name)
+            if self.learner is not None:
+                np.savez(tmp / "learner.npz", **self.learner.arrays())
+            (tmp / "fusion.json").write_text(json.dumps({
+                "variant": self.variant, "models": list(self.models), "use": self.use, "rules": asdict(self.rules),
+                "n_candidates": self.n_candidates, "learner": self.learner is not None}, indent=1))
 
     @classmethod
     def load(cls, folder: Path) -> FusedModel:
-        meta = json.loads((folder / "fusion.json").read_text())
+        """Read a folder written by :meth:`save`; ``ArtifactError`` names a missing or corrupt file."""
+        from omnifuse.artifacts import ArtifactError, verify_dir
+
+        if (folder / "learner.pkl").exists():
+            raise ArtifactError(f"{folder} holds a pickled learner written by an older omnifuse; pickles are no "
+                                "longer loaded from the model store: re-run omnifuse_retrain for its date.")
+        verify_dir(folder)
+        try:
+            meta = json.loads((folder / "fusion.json").read_text())
+            learner = None
+            if meta.get("learner"):
+                with np.load(folder / "learner.npz", allow_pickle=False) as f:
+                    learner = LinearScorer(f["coef"], float(f["intercept"][0]), f["mean"], f["scale"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"fused model {folder} cannot be read ({exc}); re-run omnifuse_retrain.") from exc
         models = {name: model_class(name).load(folder / "models" / name) for name in meta["models"]}
-        learner = pickle.loads((folder / "learner.pkl").read_bytes())  # noqa: S301 - our own artifact
-        return cls(models, meta["variant"], learner, Rules(**meta["rules"]), meta["n_candidates"])
+        return cls(models, meta["variant"], learner, Rules(**meta["rules"]), meta["n_candidates"], meta.get("use"))

@@ -1,14 +1,21 @@
-"""Daily retraining: prepare the data window, train each base model, fuse, evaluate, gate, register.
+"""Daily retraining: prepare the data window, tune and train each base model, fuse, evaluate, gate, register.
 
-One run per business date D (``run_id = retrain_<D>``; re-running a date replaces its run):
+One run per attempt at a business date D: ``run_id = retrain_<D>`` the first time, ``retrain_<D>_v2``, … on
+re-runs (nothing is overwritten; see :mod:`omnifuse.registry`).
 
-- holdout: event days ``T .. D`` with ``T = D - holdout_days + 1``;
-- validation slice (fusion learns here): ``V .. T-1`` with ``V = T - valid_days``;
-- training window: from ``D - train_days``. Event dates whose quality gate failed are never read.
+- holdout: event days ``T .. D``, as many days (from ``OMNIFUSE_HOLDOUT_DAYS`` up to
+  ``OMNIFUSE_HOLDOUT_MAX_DAYS``) as it takes to reach ``OMNIFUSE_EVAL_CUSTOMERS`` labelled customers;
+- validation slice (tuning and fusion learn here): ``V .. T-1``, sized the same way;
+- training window: from ``D - train_days``; only event dates that passed their gates are read.
 
-Artifacts live under ``<model store>/runs/<run_id>/``: ``dataset.npz``, ``valid/<model>/`` (fitted before
-V, used to learn fusion), ``holdout/<model>/`` (fitted before T, evaluated on the holdout and served), and
-``fused/`` (the registered model). Heavy data moves through the model store, never through XCom.
+Per base model: its hyper-parameters are searched on the validation slice (:mod:`omnifuse.tuning`), then it is
+fitted before T (the **evaluated fit**, scored on the holdout) and on the whole window up to D (the **served
+fit**). Fusion chooses its variant on the validation slice; the served configuration is the fusion if it
+beats the best single model (with the business rules) on the holdout beyond the noise, else that single
+model. Artifacts live under ``<model store>/runs/<run_id>/``: ``dataset.npz``, ``valid/``, ``holdout/``,
+``served/`` (base model fits), ``evaluated/`` (the served configuration on the evaluated fits, what the
+metrics describe) and ``fused/`` (the same configuration on the served fits: what is published). Heavy data
+moves through the model store, never through XCom.
 """
 
 from __future__ import annotations
@@ -22,15 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-from omnifuse import warehouse
-from omnifuse.config import Settings, load_settings
-from omnifuse.evaluate import KS, Split, evaluate, make_split, ranking_metrics
+from omnifuse import registry, warehouse
+from omnifuse.artifacts import read_file, write_file
+from omnifuse.config import Settings, load_settings, load_training_settings
+from omnifuse.evaluate import KS, Split, evaluate, make_split, per_customer, size_window
 from omnifuse.features import Dataset, load_dataset
-from omnifuse.fusion import VARIANTS, FusedModel, candidates, fit_learners, rank, variant_scores
+from omnifuse.fusion import VARIANTS, FusedModel, candidates, choose_served, fit_learners, rank, variant_scores
 from omnifuse.models import BASE_MODELS, model_class
+from omnifuse.tuning import tune
 
 log = logging.getLogger(__name__)
 TOP_K = max(KS)
+EPOCH = date(1970, 1, 1)
 
 
 class BlockedDateError(RuntimeError):
@@ -47,15 +57,6 @@ class Plan:
     artifact_dir: Path
 
     @classmethod
-    def for_date(cls, business_date: date, settings: Settings | None = None, tag: str | None = None) -> Plan:
-        """The plan of a date's run; ``tag`` names an extra experiment run beside the date's daily one."""
-        s = settings or load_settings()
-        split = business_date - timedelta(days=s.holdout_days - 1)
-        run_id = f"retrain_{business_date:%Y%m%d}" + (f"_{tag}" if tag else "")
-        return cls(run_id, business_date, split, split - timedelta(days=s.valid_days),
-                   business_date - timedelta(days=s.train_days), s.model_store / "runs" / run_id)
-
-    @classmethod
     def load(cls, run_id: str, url: str | None = None) -> Plan:
         with warehouse.transaction(url) as cur:
             cur.execute("select business_date, split_date, valid_date, train_start, artifact_dir "
@@ -65,10 +66,11 @@ class Plan:
             raise LookupError(f"no training run {run_id} in ml.training_runs; run prepare_training first")
         return cls(run_id, row[0], row[1], row[2], row[3], Path(row[4]))
 
-    def splits(self, data: Dataset) -> tuple[Split, Split]:
+    def splits(self, data: Dataset, protocol: str = "new") -> tuple[Split, Split]:
         """(validation split, holdout split)."""
-        valid = make_split(data.before(self.split_date), self.valid_date, self.split_date - timedelta(days=1))
-        holdout = make_split(data, self.split_date, self.business_date)
+        valid = make_split(data.before(self.split_date), self.valid_date, self.split_date - timedelta(days=1),
+                           protocol)
+        holdout = make_split(data, self.split_date, self.business_date, protocol)
         return valid, holdout
 
 
@@ -83,65 +85,108 @@ def _check_quality(business_date: date, url: str | None) -> None:
             f'{{"business_date": "{business_date}"}}.')
 
 
+def _size(data: Dataset, business_date: date, settings: Settings) -> tuple[int, int]:
+    """(holdout days, validation days) reaching the labelled-customer target, bounded by the settings and so
+    that at least a third of the window stays for training."""
+    ts = load_training_settings()
+    first = EPOCH + timedelta(days=int(data.day.min())) if len(data.day) else business_date
+    span = (business_date - first).days + 1
+    h_max = max(settings.holdout_days, min(ts.holdout_max_days, span // 3))
+    h = size_window(data, business_date, ts.eval_customers, settings.holdout_days, h_max)
+    split = business_date - timedelta(days=h - 1)
+    v_max = max(settings.valid_days, min(ts.valid_max_days, (span - h) // 2))
+    v = size_window(data.before(split), split - timedelta(days=1), ts.eval_customers, settings.valid_days, v_max)
+    return h, v
+
+
 def prepare_training(business_date: date, *, url: str | None = None, require_quality: bool = True,
                      tag: str | None = None) -> dict:
-    """Check the gates, load the data window, save the dataset and record the run in ``ml.training_runs``."""
+    """Check the gates, load the data window, size the holdout and validation slices, save the dataset and
+    record a new run version in ``ml.training_runs`` (earlier runs of the date are kept)."""
     settings = load_settings()
-    plan = Plan.for_date(business_date, settings, tag)
     if require_quality:
         _check_quality(business_date, url)
-    data = load_dataset(plan.train_start, business_date, url)
-    if not len(data.user) or not (data.day >= (plan.split_date - date(1970, 1, 1)).days).any():
-        raise RuntimeError(f"retrain {business_date}: no attributed interactions in the holdout {plan.split_date}.."
+    train_start = business_date - timedelta(days=settings.train_days)
+    data = load_dataset(train_start, business_date, url).with_learned_repeatable()
+    h, v = _size(data, business_date, settings)
+    split = business_date - timedelta(days=h - 1)
+    valid_date = split - timedelta(days=v)
+    if not len(data.user) or not (data.day >= (split - EPOCH).days).any():
+        raise RuntimeError(f"retrain {business_date}: no attributed interactions in the holdout {split}.."
                            f"{business_date}; load those dates first (omnifuse_ingest).")
-    valid, holdout = plan.splits(data)
-    plan.artifact_dir.mkdir(parents=True, exist_ok=True)
-    data.save(plan.artifact_dir / "dataset.npz")
+    base = f"retrain_{business_date:%Y%m%d}" + (f"_{tag}" if tag else "")
     with warehouse.transaction(url) as cur:
-        cur.execute("delete from ml.training_runs where run_id = %s", (plan.run_id,))
+        cur.execute("select pg_advisory_xact_lock(hashtext('ml.training_runs'))")
+        cur.execute("select coalesce(max(version), 0) from ml.training_runs where business_date = %s "
+                    "and tag is not distinct from %s", (business_date, tag))
+        version = cur.fetchone()[0] + 1
+        run_id = base if version == 1 else f"{base}_v{version}"
+        folder = settings.model_store / "runs" / run_id
+        plan = Plan(run_id, business_date, split, valid_date, train_start, folder)
+        valid, holdout = plan.splits(data)
+        data.save(folder / "dataset.npz")  # inside the transaction: no row without its dataset
         cur.execute(
             """
             insert into ml.training_runs (run_id, business_date, split_date, valid_date, train_start, customers,
-                                          products, train_events, eval_customers, seed, artifact_dir)
-            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                          products, train_events, eval_customers, seed, artifact_dir, tag, version,
+                                          holdout_days, valid_days, holdout_customers, valid_customers)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             """,
-            (plan.run_id, business_date, plan.split_date, plan.valid_date, plan.train_start, data.n_users,
-             data.n_items, int(len(holdout.train.user)), len(holdout.users), settings.seed, str(plan.artifact_dir)),
+            (run_id, business_date, split, valid_date, train_start, data.n_users, data.n_items,
+             int(len(holdout.train.user)), len(holdout.users), settings.seed, str(folder), tag, version, h, v,
+             len(holdout.users), len(valid.users)),
         )
-    return {"run_id": plan.run_id, "customers": data.n_users, "products": data.n_items,
-            "train_events": int(len(holdout.train.user)), "valid_customers": len(valid.users),
-            "holdout_customers": len(holdout.users)}
+    return {"run_id": run_id, "version": version, "customers": data.n_users, "products": data.n_items,
+            "train_events": int(len(holdout.train.user)), "holdout_days": h, "valid_days": v,
+            "valid_customers": len(valid.users), "holdout_customers": len(holdout.users)}
 
 
 def _write_metrics(url, run_id: str, model: str, rows, split_date: date, slice_: str, fit_s: float | None) -> None:
+    """Replace the (run, model, slice) metrics: rows are (metric, k, value[, ci_low, ci_high, customers])."""
     with warehouse.transaction(url) as cur:
         cur.execute("delete from ml.model_metrics where run_id = %s and model_name = %s and slice = %s",
                     (run_id, model, slice_))
-        for metric, k, value in rows:
+        for row in rows:
+            metric, k, value, lo, hi, n = (*row, None, None, None)[:6]
             cur.execute(
-                "insert into ml.model_metrics (run_id, model_name, metric, k, value, split_date, slice, fit_seconds) "
-                "values (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (run_id, model, metric, k, value, split_date, slice_, fit_s),
+                "insert into ml.model_metrics (run_id, model_name, metric, k, value, split_date, slice, fit_seconds, "
+                "ci_low, ci_high, customers) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (run_id, model, metric, k, value, split_date, slice_, fit_s, lo, hi, n),
             )
 
 
-def train_model(run_id: str, name: str, *, url: str | None = None) -> dict:
-    """Fit one base model before V (for fusion) and before T (evaluated on the holdout); save both."""
+def train_model(run_id: str, name: str, *, url: str | None = None, budget_s: float | None = None) -> dict:
+    """Tune one base model on the validation slice, fit it before T (evaluated on the holdout) and on the whole
+    window up to D (served); save the three fits; store metrics (new items and repeat purchases) and trials."""
     plan = Plan.load(run_id, url)
     seed = load_settings().seed
+    if budget_s is None:
+        budget_s = load_training_settings().tuning_budget_s / len(BASE_MODELS)
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
     valid, holdout = plan.splits(data)
+    tuned, trials = tune(name, valid, seed, budget_s)
+    tuned.save(plan.artifact_dir / "valid" / name)
+    params = dict(tuned.params)
     cls = model_class(name)
-    cls(seed=seed).fit(valid.train).save(plan.artifact_dir / "valid" / name)
     started = time.perf_counter()
-    model = cls(seed=seed).fit(holdout.train)
+    model = cls(seed=seed, **params).fit(holdout.train)
     fit_s = time.perf_counter() - started
     model.save(plan.artifact_dir / "holdout" / name)
+    cls(seed=seed, **params).fit(data).save(plan.artifact_dir / "served" / name)
     recs, _ = model.recommend(holdout.train, holdout.users, TOP_K, exclude=holdout.exclude)
-    metrics = evaluate(recs, holdout, data.n_items)
+    metrics = evaluate(recs, holdout, data.n_items, seed)
     _write_metrics(url, run_id, name, metrics, plan.split_date, "holdout", fit_s)
-    summary = {"model": name, "fit_seconds": round(fit_s, 2),
-               **{f"{m}@{k}": round(v, 4) for m, k, v in metrics if m == "ndcg"}}
+    _, repeat = plan.splits(data, "repeat")
+    r_recs, _ = model.recommend(repeat.train, repeat.users, TOP_K, exclude=repeat.exclude)
+    _write_metrics(url, run_id, name, evaluate(r_recs, repeat, data.n_items, seed), plan.split_date,
+                   "holdout_repeat", None)
+    with warehouse.transaction(url) as cur:
+        cur.execute("delete from ml.tuning_trials where run_id = %s and model_name = %s", (run_id, name))
+        for t in trials:
+            cur.execute("insert into ml.tuning_trials values (%s, %s, %s, %s, %s, %s, %s)",
+                        (run_id, name, t.trial, json.dumps(t.params), t.valid_ndcg, t.fit_seconds, t.chosen))
+    summary = {"model": name, "fit_seconds": round(fit_s, 2), "params": params, "trials": len(trials),
+               **{f"{m}@{k}": round(v, 4) for m, k, v, *_ in metrics if m == "ndcg"}}
     log.info("trained %s: %s", name, summary)
     return summary
 
@@ -150,156 +195,138 @@ def _load_models(folder: Path, names) -> dict:
     return {n: model_class(n).load(folder / n) for n in names}
 
 
+def _ndcg10(recs: np.ndarray, split: Split) -> np.ndarray:
+    return per_customer(recs, split.relevant, 10)["ndcg"]
+
+
 def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] | None = None) -> dict:
-    """Learn the fusion variants on the validation slice, score all on the holdout, register the challenger."""
+    """Choose the fusion variant on the validation slice; score every variant, the fusion with rules and each
+    single model with rules on the holdout; serve the fusion only if it beats the best single model beyond the
+    noise; save the evaluated and the served (refitted) configuration."""
     settings = load_settings()
+    seed = settings.seed
     plan = Plan.load(run_id, url)
     names = tuple(models or BASE_MODELS)
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
     valid, holdout = plan.splits(data)
-    holdout_start = (plan.split_date - date(1970, 1, 1)).days
-    learners, valid_ndcg, weights = fit_learners(_load_models(plan.artifact_dir / "valid", names), data, valid,
-                                                 holdout_start, 50, settings.seed)
-    choice = max(VARIANTS, key=lambda v: valid_ndcg[v])
-    served = _load_models(plan.artifact_dir / "holdout", names)
+    learnt = fit_learners(_load_models(plan.artifact_dir / "valid", names), data, valid,
+                          (plan.split_date - EPOCH).days, 50, seed)
+    choice = learnt.choice
+    evaluated = _load_models(plan.artifact_dir / "holdout", names)
 
-    cands = candidates(served, holdout.train, holdout.users, holdout.exclude, 50)
+    cands = candidates(evaluated, holdout.train, holdout.users, holdout.exclude, 50)
     results = {}
     for variant in VARIANTS:
-        recs, _ = rank(cands, variant_scores(variant, cands, learners.get(variant)), len(holdout.users), TOP_K)
-        results[f"fusion_{variant}"] = evaluate(recs, holdout, data.n_items)
-    fused = FusedModel(served, choice, learners.get(choice))
-    final_recs, _, _ = fused.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
-    results["fused_with_rules"] = evaluate(final_recs, holdout, data.n_items)
+        recs, _ = rank(cands, variant_scores(variant, cands, learnt.learners.get(variant)), len(holdout.users), TOP_K)
+        results[f"fusion_{variant}"] = evaluate(recs, holdout, data.n_items, seed)
+    fused = FusedModel(evaluated, choice, learnt.learners.get(choice))
+    fused_recs, _, _ = fused.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
+    results["fused_with_rules"] = evaluate(fused_recs, holdout, data.n_items, seed)
+    fused_pc = _ndcg10(fused_recs, holdout)
+    singles = {}
+    for name in names:
+        single = FusedModel(evaluated, "single", use=[name])
+        s_recs, _, _ = single.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
+        results[f"{name}_with_rules"] = evaluate(s_recs, holdout, data.n_items, seed)
+        singles[name] = (_ndcg10(s_recs, holdout), s_recs)
+    served_model, why = choose_served(fused_pc, {n: singles[n][0] for n in names}, choice, seed)
+    if served_model.startswith("fusion_"):
+        variant, use, recs = choice, list(names), fused_recs
+    else:
+        variant, use, recs = "single", [served_model], singles[served_model][1]
+    results["served"] = evaluate(recs, holdout, data.n_items, seed)
     for model_name, rows in results.items():
         _write_metrics(url, run_id, model_name, rows, plan.split_date, "holdout", None)
-    _write_metrics(url, run_id, "fusion_selection", [(f"ndcg_{v}", 10, x) for v, x in valid_ndcg.items()],
+    _write_metrics(url, run_id, "fusion_selection", [(f"ndcg_{v}", 10, x) for v, x in learnt.ndcg.items()],
                    plan.split_date, "validation", None)
-    fused.save(plan.artifact_dir / "fused")
-    np.savez(plan.artifact_dir / "fused" / "holdout_recs.npz", users=holdout.users, recs=final_recs)
+    learner = learnt.learners.get(variant) if variant != "single" else None
+    FusedModel(evaluated, variant, learner, use=use).save(plan.artifact_dir / "evaluated")
+    FusedModel(_load_models(plan.artifact_dir / "served", names), variant, learner, use=use).save(
+        plan.artifact_dir / "fused")
+    selection = {"served_model": served_model, "variant": variant, "use": use, "models": list(names),
+                 "fusion_variant": choice, "variant_reason": learnt.reason, "reason": why}
+    write_file(plan.artifact_dir / "selection.json", json.dumps(selection, indent=1).encode())
     with warehouse.transaction(url) as cur:
         cur.execute("delete from ml.fusion_weights where run_id = %s", (run_id,))
-        for variant, w in weights.items():
+        for v, w in learnt.weights.items():
             for feature, value in w.items():
-                cur.execute("insert into ml.fusion_weights values (%s, %s, %s, %s)", (run_id, variant, feature, value))
-    ndcg10 = {name: next(v for m, k, v in rows if m == "ndcg" and k == 10) for name, rows in results.items()}
-    summary = {"run_id": run_id, "variant": choice,
-               "validation_ndcg@10": {k: round(v, 4) for k, v in valid_ndcg.items()},
+                cur.execute("insert into ml.fusion_weights values (%s, %s, %s, %s)", (run_id, v, feature, value))
+    ndcg10 = {name: next(v for m, k, v, *_ in rows if m == "ndcg" and k == 10) for name, rows in results.items()}
+    summary = {"run_id": run_id, "variant": choice, "served_model": served_model, "reason": why,
+               "validation_ndcg@10": {k: round(v, 4) for k, v in learnt.ndcg.items()},
                "holdout_ndcg@10": {k: round(v, 4) for k, v in ndcg10.items()}}
     log.info("fusion %s: %s", run_id, summary)
     return summary
 
 
-def _metric(url: str | None, run_id: str, model: str, metric: str = "ndcg", k: int = 10) -> float | None:
-    with warehouse.transaction(url) as cur:
-        cur.execute("select value from ml.model_metrics where run_id = %s and model_name = %s and metric = %s "
-                    "and k = %s and slice = 'holdout'", (run_id, model, metric, k))
-        row = cur.fetchone()
-    return row[0] if row else None
-
-
-def _champion_on_holdout(champion_dir: Path, data: Dataset, holdout: Split, challenger_recs: np.ndarray
-                         ) -> tuple[float, float, int]:
-    """Re-score the champion on this run's holdout, on the customers it knows: (champion, challenger, n) NDCG@10."""
-    fused = FusedModel.load(champion_dir / "fused")
-    old = Dataset.load(champion_dir / "dataset.npz")
-    old_split_day = int(json.loads((champion_dir / "split.json").read_text())["split_day"])
-    old_hist = old.before(date(1970, 1, 1) + timedelta(days=old_split_day))
-    ids = data.customers[holdout.users]
-    pos = np.searchsorted(old.customers.astype(str), ids.astype(str))
-    pos = np.minimum(pos, len(old.customers) - 1)
-    known = old.customers[pos] == ids
-    if not known.any():
-        return 0.0, 0.0, 0
-    old_exclude = old_hist.bought().multiply(~old.repeatable[None, :]).tocsr()
-    recs_old, _, _ = fused.rank(old_hist, pos[known], old_exclude, 10)
-    mapped = data_index(data, old.products, recs_old)
-    champ = ranking_metrics(mapped, holdout.relevant[np.flatnonzero(known)], 10)["ndcg"]
-    chall = ranking_metrics(challenger_recs[known], holdout.relevant[np.flatnonzero(known)], 10)["ndcg"]
-    return champ, chall, int(known.sum())
-
-
-def data_index(data: Dataset, products: np.ndarray, recs: np.ndarray) -> np.ndarray:
-    """Map product indexes of another dataset to this one's (-1 where the product is gone)."""
-    idx = np.full(recs.shape, -1, dtype=np.int64)
-    ok = recs >= 0
-    found = np.searchsorted(data.products.astype(str), products[recs[ok]].astype(str))
-    found = np.minimum(found, data.n_items - 1)
-    same = data.products[found] == products[recs[ok]]
-    idx[ok] = np.where(same, found, -1)
-    return idx
-
-
-def gate_champion(run_id: str, *, url: str | None = None, margin: float | None = None) -> dict:
-    """Register the run's fused model and decide: promote to champion, or keep the champion and say why."""
+def gate_champion(run_id: str, *, url: str | None = None, margin: float | None = None,
+                  force: bool | None = None) -> dict:
+    """Register the run's served configuration and decide: promote to champion, or keep the champion and say
+    why (:mod:`omnifuse.registry`). Idempotent: a retried gate returns the decision already recorded."""
+    done = registry.existing(url, run_id)
+    if done is not None:
+        return done
     settings = load_settings()
     margin = settings.gate_margin if margin is None else margin
+    forced = load_training_settings().force_champion if force is None else bool(force)
     plan = Plan.load(run_id, url)
-    (plan.artifact_dir / "split.json").write_text(json.dumps({"split_day": (plan.split_date - date(1970, 1, 1)).days}))
-    challenger = _metric(url, run_id, "fused_with_rules")
-    popularity = _metric(url, run_id, "popularity")
-    with warehouse.transaction(url) as cur:
-        cur.execute("select model_version, artifact_path from ml.model_registry where status = 'champion'")
-        current = cur.fetchone()
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
     _, holdout = plan.splits(data)
-    saved = np.load(plan.artifact_dir / "fused" / "holdout_recs.npz")
-    reasons, promote = [], True
-    if challenger < popularity * (1 + margin):
-        promote = False
-        reasons.append(f"NDCG@10 {challenger:.4f} does not beat popularity {popularity:.4f} by {margin:.0%}")
-    champion_ndcg = None
-    if current and current[0] != run_id:
-        champ, chall, n = _champion_on_holdout(Path(current[1]), data, holdout, saved["recs"])
-        champion_ndcg = champ
-        if n and chall < champ * (1 + margin):
-            promote = False
-            reasons.append(f"on the {n} customers both know, NDCG@10 {chall:.4f} does not beat champion "
-                           f"{current[0]} ({champ:.4f}) by {margin:.0%}")
-    if promote:
-        reason = (f"promoted: NDCG@10 {challenger:.4f} beats popularity {popularity:.4f}"
-                  + (f" and champion {current[0]} ({champion_ndcg:.4f})" if champion_ndcg is not None else
-                     " (no previous champion)") + f" by at least {margin:.0%}")
-    else:
-        reason = "rejected: " + "; ".join(reasons) + (f"; champion {current[0]} stays" if current else "")
-    with open(plan.artifact_dir / "fused" / "fusion.json") as fh:
-        meta = json.load(fh)
-    metrics = {}
+    selection = json.loads(read_file(plan.artifact_dir / "selection.json"))
+    served = FusedModel.load(plan.artifact_dir / "evaluated")
+    recs, _, _ = served.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
+    challenger = _ndcg10(recs, holdout)
+    pop = model_class("popularity").load(plan.artifact_dir / "holdout" / "popularity") \
+        if (plan.artifact_dir / "holdout" / "popularity").exists() else \
+        model_class("popularity")(seed=settings.seed).fit(holdout.train)
+    p_recs, _ = pop.recommend(holdout.train, holdout.users, TOP_K, exclude=holdout.exclude)
+    popularity = _ndcg10(p_recs, holdout)
+
+    champ = registry._champion(url)
+    older = None
+    versus = None
+    unscored = None
+    if champ is not None:
+        if champ.business_date > plan.business_date:
+            older = f"{champ.model_version}, {champ.business_date}"
+        try:
+            rows, values, which = registry.champion_on_holdout(champ, data, holdout, plan.split_date)
+            versus = (champ.model_version, rows, values, which)
+        except (registry.ArtifactError, ValueError) as exc:
+            unscored = f"champion {champ.model_version} could not be scored on this holdout: {exc}"
+    decision = registry.judge(run_id, challenger, popularity, versus, margin, settings.seed, older, forced)
+    decision.previous = champ.model_version if champ else None
+    if unscored and not forced:
+        decision.promote = False
+        decision.reason = (f"rejected: {unscored}; champion {champ.model_version} stays (force to replace it)")
+    elif unscored:
+        decision.reason += f" ({unscored}; forced)"
+    decision.reason += f". Served: {selection['reason']}"
+    metrics: dict = {}
     with warehouse.transaction(url) as cur:
         cur.execute("select model_name, metric, k, value from ml.model_metrics where run_id = %s and slice = 'holdout'",
                     (run_id,))
         for model_name, metric, k, value in cur.fetchall():
             metrics.setdefault(model_name, {})[f"{metric}@{k}"] = value
-        cur.execute("select pg_advisory_xact_lock(hashtext('ml.model_registry'))")
-        cur.execute("delete from ml.model_registry where model_version = %s", (run_id,))
-        if promote:
-            cur.execute("update ml.model_registry set status = 'retired', decided_at = now(), "
-                        "reason = reason || %s where status = 'champion'", (f" | retired by {run_id}",))
-        cur.execute(
-            """
-            insert into ml.model_registry (model_version, run_id, business_date, fusion_variant, base_models,
-                                           data_window, metrics, artifact_path, status, reason, decided_at)
-            values (%s, %s, %s, %s, %s, daterange(%s, %s, '[]'), %s, %s, %s, %s, now())
-            """,
-            (run_id, run_id, plan.business_date, meta["variant"], meta["models"], plan.train_start,
-             plan.split_date - timedelta(days=1), json.dumps(metrics), str(plan.artifact_dir),
-             "champion" if promote else "rejected", reason),
-        )
+    with warehouse.transaction(url) as cur:
+        champion = registry.record(
+            cur, run_id=run_id, business_date=plan.business_date, variant=selection["variant"],
+            base_models=selection["use"], served_model=selection["served_model"], train_start=plan.train_start,
+            split_date=plan.split_date, artifact_dir=plan.artifact_dir, metrics=metrics, decision=decision,
+            expected_champion=champ.model_version if champ else None, forced=forced and older is not None)
         cur.execute("update ml.training_runs set status = 'done', finished_at = now() where run_id = %s", (run_id,))
-        cur.execute("select model_version from ml.model_registry where status = 'champion'")
-        champion = cur.fetchone()
-    summary = {"run_id": run_id, "business_date": plan.business_date.isoformat(), "promoted": promote,
-               "champion": champion[0] if champion else None, "reason": reason}
+    summary = {"run_id": run_id, "business_date": plan.business_date.isoformat(), "promoted": decision.promote,
+               "champion": champion, "reason": decision.reason}
     log.info("gate %s: %s", run_id, summary)
     return summary
 
 
 def retrain(business_date: date, *, url: str | None = None, require_quality: bool = True,
-            models: tuple[str, ...] | None = None, tag: str | None = None) -> dict:
+            models: tuple[str, ...] | None = None, tag: str | None = None, force: bool | None = None) -> dict:
     """The whole ``omnifuse_retrain`` DAG's work in one process (benchmarks and tests)."""
     prep = prepare_training(business_date, url=url, require_quality=require_quality, tag=tag)
     names = tuple(models or BASE_MODELS)
     trained = {n: train_model(prep["run_id"], n, url=url) for n in names}
     fused = fuse_models(prep["run_id"], url=url, models=names)
-    gate = gate_champion(prep["run_id"], url=url)
+    gate = gate_champion(prep["run_id"], url=url, force=force)
     return {"prepare": prep, "train": trained, "fuse": fused, "gate": gate}

@@ -91,6 +91,6 @@ def test_fusion_refuses_to_learn_from_the_holdout():
     with pytest.raises(LeakageError):
         fit_learners(models, data, leaky, holdout_start_day=int(data.day.max()), n_candidates=10, seed=3)
     # the same slice is fine when the holdout starts the day after
-    learners, ndcg, _ = fit_learners(models, data, leaky, holdout_start_day=int(data.day.max()) + 1,
-                                     n_candidates=10, seed=3)
-    assert set(ndcg) == {"equal", "rrf", "linear", "stacked"} and "linear" in learners
+    learnt = fit_learners(models, data, leaky, holdout_start_day=int(data.day.max()) + 1, n_candidates=10, seed=3)
+    assert set(learnt.ndcg) == {"equal", "rrf", "linear", "stacked"} and "linear" in learnt.learners
+    assert learnt.choice in learnt.ndcg and learnt.reason

@@ -45,22 +45,33 @@ class Recommender(ABC):
         return top_k(scores, k)
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        dense = {k: v for k, v in self.state.items() if not sp.issparse(v)}
-        np.savez(folder / "state.npz", **dense)
-        for key, value in self.state.items():
-            if sp.issparse(value):
-                sp.save_npz(folder / f"{key}.sparse.npz", value.tocsr())
-        (folder / "model.json").write_text(json.dumps({"name": self.name, "seed": self.seed, "params": self.params}))
+        """Write ``folder`` atomically: ``state.npz``, ``<key>.sparse.npz``, ``model.json``, ``MANIFEST.json``."""
+        from omnifuse.artifacts import write_dir
+
+        with write_dir(folder) as tmp:
+            dense = {k: v for k, v in self.state.items() if not sp.issparse(v)}
+            np.savez(tmp / "state.npz", **dense)
+            for key, value in self.state.items():
+                if sp.issparse(value):
+                    sp.save_npz(tmp / f"{key}.sparse.npz", value.tocsr())
+            (tmp / "model.json").write_text(json.dumps({"name": self.name, "seed": self.seed,
+                                                        "params": self.params}))
 
     @classmethod
     def load(cls, folder: Path) -> Recommender:
-        meta = json.loads((folder / "model.json").read_text())
-        model = cls(seed=meta["seed"], **meta["params"])
-        with np.load(folder / "state.npz", allow_pickle=False) as f:
-            model.state = {k: f[k] for k in f.files}
-        for path in folder.glob("*.sparse.npz"):
-            model.state[path.name.removesuffix(".sparse.npz")] = sp.load_npz(path).tocsr()
+        """Read a model saved by :meth:`save` after verifying its checksums (``ArtifactError`` names the file)."""
+        from omnifuse.artifacts import ArtifactError, verify_dir
+
+        verify_dir(folder)
+        try:
+            meta = json.loads((folder / "model.json").read_text())
+            model = cls(seed=meta["seed"], **meta["params"])
+            with np.load(folder / "state.npz", allow_pickle=False) as f:
+                model.state = {k: f[k] for k in f.files}
+            for path in sorted(folder.glob("*.sparse.npz")):
+                model.state[path.name.removesuffix(".sparse.npz")] = sp.load_npz(path).tocsr()
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"model {folder} cannot be read ({exc}); re-run the retrain that wrote it.") from exc
         return model
 
 
@@ -69,6 +80,6 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, scores.shape[1])
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     vals = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1)
+    order = np.lexsort((part, -vals), axis=-1)
     idx = np.take_along_axis(part, order, axis=1)
     return idx, np.take_along_axis(scores, idx, axis=1)

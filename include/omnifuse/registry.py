@@ -1,0 +1,248 @@
+"""The model registry (``ml.model_registry``): every fused model version, one champion, and how it got there.
+
+Guarantees:
+
+- a champion is never deleted (a trigger refuses it) nor replaced except by a promotion that beat it on the
+  holdout beyond the noise (paired bootstrap over customers) and by ``OMNIFUSE_GATE_MARGIN``, and that beat
+  the popularity baseline the same way;
+- re-running a date writes a new version (``retrain_YYYYMMDD_v2`` …); old versions and their artifacts stay
+  for audit and rollback;
+- monotonic: a version of an older business date never replaces a newer champion unless forced
+  (``force=True``, the DAG conf ``{"force": true}`` or ``OMNIFUSE_FORCE_CHAMPION=1``);
+- :func:`rollback` restores the champion that the current one replaced (``omnifuse model rollback``).
+
+How a challenger meets the champion: both are scored on the challenger's holdout customers that both know,
+with a fit that saw nothing of that holdout — the champion's served fit (``fused/``) when its business date
+is before the holdout, else its evaluated fit (``evaluated/``, fitted before its own split date).
+
+Publishing reads the champion through :func:`current_champion`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from omnifuse import warehouse
+from omnifuse.artifacts import ArtifactError, read_file
+from omnifuse.evaluate import Split, paired_lower_bound, per_customer
+from omnifuse.features import Dataset
+from omnifuse.fusion import FusedModel
+
+log = logging.getLogger(__name__)
+LOCK = "ml.model_registry"
+
+
+@dataclass(frozen=True)
+class Champion:
+    model_version: str
+    artifact_path: Path
+    business_date: date
+    split_date: date
+
+
+def current_champion(url: str | None = None) -> tuple[str, Path, date]:
+    """(model_version, artifact folder, business_date) of the champion; ``LookupError`` when there is none.
+
+    The folder holds ``fused/`` (the served fit, refitted up to the business date) and ``dataset.npz``.
+    """
+    champ = _champion(url)
+    if champ is None:
+        raise LookupError("ml.model_registry has no champion yet: run omnifuse_retrain first.")
+    return champ.model_version, champ.artifact_path, champ.business_date
+
+
+def _champion(url: str | None, cur=None) -> Champion | None:
+    query = ("select g.model_version, g.artifact_path, g.business_date, r.split_date from ml.model_registry g "
+             "join ml.training_runs r using (run_id) where g.status = 'champion'")
+    if cur is not None:
+        cur.execute(query)
+        row = cur.fetchone()
+    else:
+        with warehouse.transaction(url) as c:
+            c.execute(query)
+            row = c.fetchone()
+    return Champion(row[0], Path(row[1]), row[2], row[3]) if row else None
+
+
+def _index_map(ids_from: np.ndarray, ids_to: np.ndarray) -> np.ndarray:
+    """Position of each ``ids_from`` in ``ids_to`` (-1 when absent); ``ids_to`` sorted as strings."""
+    to = ids_to.astype(str)
+    order = np.argsort(to, kind="stable")
+    pos = np.searchsorted(to[order], ids_from.astype(str))
+    pos = np.minimum(pos, len(to) - 1) if len(to) else np.zeros(len(ids_from), dtype=np.int64)
+    found = order[pos] if len(to) else pos
+    ok = (to[found] == ids_from.astype(str)) if len(to) else np.zeros(len(ids_from), bool)
+    return np.where(ok, found, -1)
+
+
+def champion_on_holdout(champ: Champion, data: Dataset, holdout: Split, split_date: date, k: int = 10
+                        ) -> tuple[np.ndarray, np.ndarray, str]:
+    """Per-customer NDCG@k of the champion on this holdout: (rows of ``holdout.users`` it knows, values, which
+    fit). Raises ``ArtifactError`` when its artifacts are missing or corrupt, ``ValueError`` when it has
+    seen the holdout."""
+    if champ.business_date < split_date:
+        folder, which = champ.artifact_path / "fused", "served fit"
+    elif champ.split_date <= split_date:
+        folder, which = champ.artifact_path / "evaluated", "evaluated fit"
+    else:
+        raise ValueError(f"champion {champ.model_version} was fitted on days up to {champ.split_date - timedelta(1)}"
+                         f", inside this holdout (from {split_date})")
+    fused = FusedModel.load(folder)
+    old = Dataset.load(champ.artifact_path / "dataset.npz")
+    hist = old.before(split_date)
+    pos = _index_map(data.customers[holdout.users], old.customers)
+    known = np.flatnonzero(pos >= 0)
+    if not len(known):
+        return known, np.zeros(0), which
+    exclude = (hist.bought().multiply(~hist.learned_repeatable()[None, :]) + hist.returned()).tocsr()
+    recs_old, _, _ = fused.rank(hist, pos[known], exclude, k)
+    item_map = _index_map(old.products, data.products)
+    recs = np.where(recs_old >= 0, item_map[np.maximum(recs_old, 0)], -1)
+    return known, per_customer(recs, holdout.relevant[known], k)["ndcg"], which
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reason: str
+    previous: str | None
+
+
+def judge(run_id: str, challenger: np.ndarray, popularity: np.ndarray, champion: tuple | None, margin: float,
+          seed: int, older: str | None, forced: bool) -> Decision:
+    """The gate's rule, as a pure function of per-customer NDCG@10 arrays.
+
+    ``champion``: (version, rows of the challenger's customers it knows, its values, which fit) or None;
+    ``older``: the newer champion's description when this version's business date is older than its.
+    """
+    reasons, promote = [], True
+    mean_c, mean_p = float(challenger.mean()), float(popularity.mean())
+    lb = paired_lower_bound(challenger, popularity, seed)
+    if mean_c < mean_p * (1 + margin) or lb <= 0:
+        promote = False
+        reasons.append(f"NDCG@10 {mean_c:.4f} does not beat popularity {mean_p:.4f} by {margin:.0%} beyond the noise "
+                       f"(90 % lower bound of the gain {lb:+.4f})")
+    if older and not forced:
+        promote = False
+        reasons.append(f"its business date is older than the champion's ({older}); force to replace it")
+    beat = ""
+    if champion is not None:
+        version, rows, values, which = champion
+        if len(rows):
+            mine = challenger[rows]
+            lb_c = paired_lower_bound(mine, values, seed)
+            if float(mine.mean()) < float(values.mean()) * (1 + margin) or lb_c <= 0:
+                promote = False
+                reasons.append(f"on the {len(rows)} customers both know, NDCG@10 {mine.mean():.4f} does not beat "
+                               f"champion {version} ({values.mean():.4f}, {which}) by {margin:.0%} beyond the noise "
+                               f"(90 % lower bound of the gain {lb_c:+.4f})")
+            else:
+                beat = (f" and champion {version} ({values.mean():.4f}, {which}; gain lower bound {lb_c:+.4f}) on "
+                        f"{len(rows)} customers")
+        else:
+            beat = f" (champion {version} knows none of the holdout's customers)"
+    previous = champion[0] if champion else None
+    if promote:
+        reason = (f"promoted: NDCG@10 {mean_c:.4f} beats popularity {mean_p:.4f}{beat}"
+                  + ("" if champion else " (no previous champion)") + f" by at least {margin:.0%} beyond the noise"
+                  + (" (forced over a newer champion)" if older and forced else ""))
+    else:
+        reason = "rejected: " + "; ".join(reasons) + (f"; champion {previous} stays" if previous else "")
+    return Decision(promote, reason, previous)
+
+
+def record(cur, *, run_id: str, business_date: date, variant: str, base_models: list[str], served_model: str,
+           train_start: date, split_date: date, artifact_dir: Path, metrics: dict, decision: Decision,
+           expected_champion: str | None, forced: bool) -> str | None:
+    """Write the version's row (and the promotion) under the registry lock; returns the champion after it.
+
+    Raises ``RuntimeError`` (retry) if the champion changed since the decision was taken.
+    """
+    cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (LOCK,))
+    now = _champion(None, cur)
+    if (now.model_version if now else None) != expected_champion:
+        raise RuntimeError(f"the champion changed while {run_id} was gated ({expected_champion} -> "
+                           f"{now.model_version if now else None}); retry the gate.")
+    if decision.promote and now is not None:
+        cur.execute("update ml.model_registry set status = 'retired', decided_at = now(), reason = reason || %s "
+                    "where status = 'champion'", (f" | retired by {run_id}",))
+    cur.execute(
+        """
+        insert into ml.model_registry (model_version, run_id, business_date, fusion_variant, base_models, data_window,
+                                       metrics, artifact_path, status, reason, decided_at, served_model,
+                                       evaluated_window, served_window, previous_champion, forced)
+        values (%s, %s, %s, %s, %s, daterange(%s, %s, '[]'), %s, %s, %s, %s, now(), %s,
+                daterange(%s, %s, '[]'), daterange(%s, %s, '[]'), %s, %s)
+        """,
+        (run_id, run_id, business_date, variant, base_models, train_start, business_date, json.dumps(metrics),
+         str(artifact_dir), "champion" if decision.promote else "rejected", decision.reason, served_model,
+         train_start, split_date - timedelta(days=1), train_start, business_date,
+         decision.previous if decision.promote else None, forced),
+    )
+    now = _champion(None, cur)
+    return now.model_version if now else None
+
+
+def existing(url: str | None, run_id: str) -> dict | None:
+    """The registry's decision for ``run_id`` if it was already taken (a retried gate task)."""
+    with warehouse.transaction(url) as cur:
+        cur.execute("select status, reason, business_date from ml.model_registry where model_version = %s", (run_id,))
+        row = cur.fetchone()
+    if row is None:
+        return None
+    champ = _champion(url)
+    return {"run_id": run_id, "business_date": row[2].isoformat(), "promoted": row[0] in ("champion", "retired"),
+            "champion": champ.model_version if champ else None, "reason": row[1]}
+
+
+def rollback(url: str | None = None) -> dict:
+    """Make the champion that the current one replaced the champion again; the current becomes 'retired'.
+
+    Raises ``LookupError`` when there is no champion or it replaced none, ``ArtifactError`` when the previous
+    champion's artifacts are missing or corrupt (nothing changes then).
+    """
+    with warehouse.transaction(url) as cur:
+        cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (LOCK,))
+        cur.execute("select model_version, previous_champion from ml.model_registry where status = 'champion'")
+        row = cur.fetchone()
+        if row is None:
+            raise LookupError("ml.model_registry has no champion: nothing to roll back.")
+        current, previous = row
+        if previous is None:
+            raise LookupError(f"champion {current} replaced no earlier champion: nothing to roll back to.")
+        cur.execute("select artifact_path from ml.model_registry where model_version = %s", (previous,))
+        folder = Path(cur.fetchone()[0])
+        FusedModel.load(folder / "fused")  # refuse to roll back onto a broken artifact
+        read_file(folder / "dataset.npz")
+        cur.execute("update ml.model_registry set status = 'retired', decided_at = now(), reason = reason || %s "
+                    "where model_version = %s", (f" | rolled back to {previous}", current))
+        cur.execute("update ml.model_registry set status = 'champion', decided_at = now(), reason = reason || %s "
+                    "where model_version = %s", (f" | restored by rollback from {current}", previous))
+    log.info("rolled back champion %s -> %s", current, previous)
+    return {"from": current, "to": previous}
+
+
+def cli_model(action: str, url: str | None = None) -> int:
+    """``omnifuse model champion|rollback``: print the champion, or restore the previous one."""
+    try:
+        if action == "rollback":
+            done = rollback(url)
+            print(f"champion {done['from']} rolled back: {done['to']} is the champion again. Re-run omnifuse_publish "
+                  "(with {\"force\": true} if its business date is older) to publish it.")
+        else:
+            version, folder, business_date = current_champion(url)
+            print(f"{version}\t{business_date}\t{folder}")
+    except (LookupError, ArtifactError) as exc:
+        print(f"omnifuse model {action}: {exc}")
+        return 1
+    return 0
+
+
+__all__ = ["ArtifactError", "Champion", "Decision", "champion_on_holdout", "cli_model", "current_champion", "existing",
+           "judge", "record", "rollback"]

@@ -1,0 +1,74 @@
+"""Hyper-parameter search for each base model on the validation slice, within a time budget.
+
+Each model has a short list of candidate settings (its defaults first) over the few parameters that matter:
+EASE's λ; item-kNN's neighbourhood and shrinkage; PureSVD's factors; popularity's half-life; the two-tower's
+width and steps; association rules' minimum support. Trials run in that fixed order, each fitted before the
+validation slice and scored by NDCG@10 on it; a trial starts only while the time spent plus the slowest trial
+so far fits in the budget (the defaults always run: fusion needs that fit anyway). The best mean wins (ties:
+the earlier trial). Fits are seeded, so the same data, seed and number of completed trials give the same
+choice; a budget that lets every trial run makes the choice independent of machine speed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from omnifuse.evaluate import Split, per_customer
+from omnifuse.models import Recommender, model_class
+
+#: Candidate settings per model, defaults first (the defaults are the models' constructor defaults).
+GRIDS: dict[str, list[dict]] = {
+    "popularity": [{}, {"half_life_days": 3.0}, {"half_life_days": 14.0}, {"half_life_days": 30.0}],
+    "popularity_channel": [{}, {"half_life_days": 3.0}, {"half_life_days": 14.0}, {"half_life_days": 30.0}],
+    "item_knn": [{}, {"neighbours": 50}, {"neighbours": 200}, {"shrink": 50.0}, {"shrink": 1.0},
+                 {"neighbours": 30, "shrink": 50.0}],
+    "pure_svd": [{}, {"factors": 32}, {"factors": 128}, {"factors": 16}],
+    "ease": [{}, {"l2": 50.0}, {"l2": 500.0}, {"l2": 1000.0}, {"l2": 20.0}],
+    "assoc_rules": [{}, {"min_support_count": 1}, {"min_support_count": 3}],
+    "two_tower": [{}, {"dim": 64}, {"max_steps": 500}, {"dim": 16, "max_steps": 3000}],
+}
+
+
+@dataclass
+class Trial:
+    trial: int
+    params: dict
+    valid_ndcg: float
+    fit_seconds: float
+    chosen: bool = False
+
+
+def tune(name: str, valid: Split, seed: int, budget_s: float, k: int = 10) -> tuple[Recommender, list[Trial]]:
+    """Search ``name``'s grid on ``valid``; returns the chosen model (fitted on ``valid.train``) and the trials."""
+    cls = model_class(name)
+    started = time.perf_counter()
+    trials: list[Trial] = []
+    best: tuple[float, Recommender] | None = None
+    slowest = 0.0
+    for i, params in enumerate(GRIDS.get(name, [{}])):
+        spent = time.perf_counter() - started
+        if i > 0 and spent + slowest > budget_s:
+            break
+        t0 = time.perf_counter()
+        model = cls(seed=seed, **params).fit(valid.train)
+        recs, _ = model.recommend(valid.train, valid.users, k, exclude=valid.exclude)
+        ndcg = per_customer(recs, valid.relevant, k)["ndcg"]
+        score = float(ndcg.mean()) if len(ndcg) else 0.0
+        took = time.perf_counter() - t0
+        slowest = max(slowest, took)
+        trials.append(Trial(i, dict(model.params), score, took))
+        if best is None or score > best[0]:
+            best = (score, model)
+    assert best is not None
+    chosen = best[1]
+    for t in trials:
+        t.chosen = t.params == chosen.params and t.valid_ndcg == best[0]
+    return chosen, trials
+
+
+def params_of(trials: list[Trial]) -> dict:
+    return next(t.params for t in trials if t.chosen)
+
+
+__all__ = ["GRIDS", "Trial", "params_of", "tune"]

@@ -1,0 +1,214 @@
+"""Returns, determinism, tuning within budget, noise-aware choices, the gate's rule and the model store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from omnifuse.artifacts import ArtifactError, read_file, write_dir, write_file
+from omnifuse.evaluate import bootstrap_ci, make_split, paired_lower_bound, ranking_metrics, size_window
+from omnifuse.features import from_frames
+from omnifuse.fusion import FusedModel, choose_served, choose_variant
+from omnifuse.models import model_class
+from omnifuse.registry import judge
+from omnifuse.tuning import GRIDS, tune
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_models import planted_world  # noqa: E402
+
+D0 = date(2026, 11, 2)
+
+
+def _catalog(n: int = 6) -> pd.DataFrame:
+    return pd.DataFrame({"product_id": [f"P{i}" for i in range(n)], "category": ["a", "b"] * (n // 2),
+                         "brand": ["x"] * n, "price": [10.0] * n, "stock": [5] * n,
+                         "repeatable": [False] * n, "in_store": [True] * n})
+
+
+def _event(c, p, day, kind="purchase", basket=None):
+    return {"customer_id": c, "product_id": p, "channel": "store", "event_type": kind,
+            "event_date": (D0 + timedelta(days=day)).isoformat(), "event_epoch": day * 86400,
+            "basket": basket or f"{c}:{day}"}
+
+
+def test_a_returned_purchase_is_no_signal_and_never_a_hit():
+    events = pd.DataFrame([
+        _event("C1", "P1", 0), _event("C1", "P2", 0), _event("C2", "P1", 0),
+        _event("C1", "P3", 2), _event("C1", "P3", 3, "return"),   # bought in the holdout, then returned
+        _event("C1", "P4", 2),                                      # bought in the holdout and kept
+        _event("C2", "P2", 0), _event("C2", "P2", 1, "return"),    # bought before, then returned
+    ])
+    data = from_frames(events, _catalog())
+    assert data.ret_user.size == 2
+    c2, p2 = list(data.customers).index("C2"), list(data.products).index("P2")
+    assert data.bought()[c2, p2] == 0  # the returned purchase is cancelled: no training signal
+    assert not ((data.user == c2) & (data.item == p2)).any()
+    split = make_split(data, D0 + timedelta(days=2), D0 + timedelta(days=3))
+    c1 = list(data.customers).index("C1")
+    row = list(split.users).index(c1)
+    relevant = set(split.relevant[row].indices)
+    assert list(data.products).index("P3") not in relevant  # returned: never a hit
+    assert relevant == {list(data.products).index("P4")}
+    recs = np.array([[list(data.products).index("P3"), -1]])
+    assert ranking_metrics(recs, split.relevant[[row]], 2)["hitrate"] == 0.0
+    assert split.exclude[c2, p2] == 1  # what a customer sent back is not recommended again
+
+
+def test_the_dataset_does_not_depend_on_the_rows_physical_order():
+    rng = np.random.default_rng(0)
+    rows = [_event(f"C{rng.integers(30)}", f"P{rng.integers(6)}", int(rng.integers(4)),
+                   str(rng.choice(["view", "purchase", "add_to_cart"])), f"B{rng.integers(50)}") for _ in range(400)]
+    events = pd.DataFrame(rows)
+    a = from_frames(events, _catalog())
+    b = from_frames(events.sample(frac=1.0, random_state=3).reset_index(drop=True), _catalog())
+    for field in ("customers", "products", "user", "item", "weight", "day", "channel", "purchase", "basket"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    for name in ("assoc_rules", "pure_svd", "item_knn"):
+        sa = model_class(name)(seed=5).fit(a).score(a, np.arange(a.n_users))
+        sb = model_class(name)(seed=5).fit(b).score(b, np.arange(b.n_users))
+        np.testing.assert_array_equal(sa, sb)
+
+
+_SCRIPT = """
+import sys, hashlib, numpy as np
+sys.path.insert(0, {path!r})
+from test_models import planted_world
+data = planted_world()
+m = __import__("omnifuse.models", fromlist=["model_class"]).model_class("two_tower")(seed=4, epochs=1).fit(data)
+print(hashlib.sha256(m.state["user_emb"].tobytes() + m.state["item_emb"].tobytes()).hexdigest())
+"""
+
+
+def test_two_tower_is_the_same_across_processes():
+    import hashlib
+
+    script = _SCRIPT.format(path=str(Path(__file__).parent))
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
+    m = model_class("two_tower")(seed=4, epochs=1).fit(planted_world())
+    here = hashlib.sha256(m.state["user_emb"].tobytes() + m.state["item_emb"].tobytes()).hexdigest()
+    assert other.stdout.strip().splitlines()[-1] == here
+
+
+def _valid_split():
+    data = planted_world()
+    last = date(1970, 1, 1) + timedelta(days=int(data.day.max()))
+    return make_split(data, last, last)
+
+
+def test_tuning_stays_within_its_budget_and_is_deterministic():
+    split = _valid_split()
+    only_defaults, trials = tune("ease", split, seed=3, budget_s=0.0)
+    assert len(trials) == 1 and trials[0].chosen and only_defaults.params == model_class("ease")().params
+    first_model, first = tune("ease", split, seed=3, budget_s=60.0)
+    again_model, again = tune("ease", split, seed=3, budget_s=60.0)
+    assert len(first) == len(GRIDS["ease"])
+    assert [(t.params, t.valid_ndcg, t.chosen) for t in first] == [(t.params, t.valid_ndcg, t.chosen) for t in again]
+    assert first_model.params == again_model.params
+    best = max(first, key=lambda t: t.valid_ndcg)
+    assert best.chosen and first_model.params == best.params
+    # no trial starts once the time spent plus the slowest trial would exceed the budget
+    budget = first[0].fit_seconds * 2.5
+    _, some = tune("ease", split, seed=3, budget_s=budget)
+    assert 1 <= len(some) <= len(first)
+    assert sum(t.fit_seconds for t in some[:-1]) <= budget
+
+
+def test_bootstrap_intervals_and_paired_bound():
+    rng = np.random.default_rng(1)
+    x = rng.random(400)
+    lo, hi = bootstrap_ci(x, seed=2)
+    assert lo < x.mean() < hi and bootstrap_ci(x, seed=2) == (lo, hi)
+    small = bootstrap_ci(x[:20], seed=2)
+    assert small[1] - small[0] > hi - lo
+    assert paired_lower_bound(x + 0.05, x, seed=2) > 0
+    assert paired_lower_bound(x + rng.normal(0, 0.3, 400) * 0.1, x, seed=2) <= 0.02
+
+
+def test_fusion_that_does_not_beat_the_best_single_model_beyond_the_noise_is_not_served():
+    rng = np.random.default_rng(0)
+    ease = rng.random(300)
+    singles = {"popularity": ease * 0.5, "ease": ease}
+    noisy = ease + rng.normal(0.005, 0.2, 300)  # a little better on average, well within the noise
+    served, why = choose_served(noisy, singles, "linear", seed=1)
+    assert served == "ease" and "does not beat" in why
+    served, why = choose_served(ease + 0.1, singles, "linear", seed=1)
+    assert served == "fusion_linear" and "beyond the noise" in why
+
+
+def test_variant_choice_prefers_the_simpler_one_within_the_noise():
+    rng = np.random.default_rng(0)
+    base = rng.random(200)
+    noise = rng.normal(0, 0.1, 200)
+    linear = base + 0.004 + noise - noise.mean()  # better on average, well within the noise
+    choice, why = choose_variant({"equal": base, "rrf": base - 0.01, "linear": linear, "stacked": base - 0.2}, seed=1)
+    assert choice == "equal" and "simpler" in why
+    choice, _ = choose_variant({"equal": base, "rrf": base, "linear": base + 0.2, "stacked": base}, seed=1)
+    assert choice == "linear"
+
+
+def test_gate_rule_noise_and_monotonic_guard():
+    rng = np.random.default_rng(0)
+    pop = rng.random(300) * 0.2
+    good = pop + 0.3
+    first = judge("r1", good, pop, None, 0.01, 1, older=None, forced=False)
+    assert first.promote and "no previous champion" in first.reason
+    same = judge("r2", good, pop, ("r1", np.arange(300), good.copy(), "evaluated fit"), 0.01, 1, None, False)
+    assert not same.promote and "does not beat champion r1" in same.reason
+    better = good + 0.1
+    old = judge("r3", better, pop, ("r1", np.arange(300), good, "served fit"), 0.01, 1, older="r1, 2026-11-09",
+                forced=False)
+    assert not old.promote and "older than the champion" in old.reason
+    forced = judge("r3", better, pop, ("r1", np.arange(300), good, "served fit"), 0.01, 1, older="r1, 2026-11-09",
+                   forced=True)
+    assert forced.promote and forced.previous == "r1" and "forced" in forced.reason
+
+
+def test_holdout_is_sized_by_labelled_customers():
+    data = planted_world()  # 120 customers buying every day for 6 days
+    last = date(1970, 1, 1) + timedelta(days=int(data.day.max()))
+    assert size_window(data, last, 10, 1, 4) == 1
+    assert size_window(data, last, 10_000, 1, 4) == 4  # bounded
+    assert size_window(data, last, 10, 2, 4) == 2  # never below the minimum
+
+
+def test_repeatability_is_learnt_from_repeat_rates():
+    data = planted_world()  # every liked product is bought on several days by the same customers
+    data.repeatable[:] = False
+    learnt = data.learned_repeatable(min_buyers=3, min_rate=0.2)
+    assert learnt[:20].any() and not data.repeatable.any()
+
+
+def test_artifacts_are_atomic_checksummed_and_not_pickled(tmp_path):
+    data = planted_world()
+    models = {n: model_class(n)(seed=1).fit(data) for n in ("popularity", "item_knn")}
+    fused = FusedModel(models, "single", use=["item_knn"])
+    fused.save(tmp_path / "fused")
+    assert not list(tmp_path.rglob("*.pkl")) and (tmp_path / "fused" / "MANIFEST.json").exists()
+    again = FusedModel.load(tmp_path / "fused")
+    users = np.arange(5)
+    assert (again.rank(data, users, data.bought(), 5)[0] == fused.rank(data, users, data.bought(), 5)[0]).all()
+    target = tmp_path / "fused" / "models" / "item_knn" / "sim.sparse.npz"
+    target.write_bytes(target.read_bytes()[:-3] + b"xyz")
+    with pytest.raises(ArtifactError, match="sim.sparse.npz"):
+        FusedModel.load(tmp_path / "fused")
+    with pytest.raises(ArtifactError, match="is missing"):
+        FusedModel.load(tmp_path / "nothing")
+    # a failed write leaves the previous folder as it was
+    (tmp_path / "keep").mkdir()
+    with write_dir(tmp_path / "keep") as tmp:
+        (tmp / "a.json").write_text(json.dumps({"v": 1}))
+    with pytest.raises(RuntimeError), write_dir(tmp_path / "keep") as tmp:
+        (tmp / "a.json").write_text(json.dumps({"v": 2}))
+        raise RuntimeError("killed mid-write")
+    assert json.loads((tmp_path / "keep" / "a.json").read_text()) == {"v": 1}
+    write_file(tmp_path / "x.bin", b"abc")
+    assert read_file(tmp_path / "x.bin") == b"abc"
+    (tmp_path / "x.bin").write_bytes(b"abd")
+    with pytest.raises(ArtifactError, match="x.bin"):
+        read_file(tmp_path / "x.bin")
