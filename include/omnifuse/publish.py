@@ -172,10 +172,12 @@ def _swap(cur, table: str, attempts: int = 10) -> float:
 
 
 def _newest_live(cur) -> date | None:
-    """The business date whose recommendations are live in ``mart`` (the latest live publish)."""
-    cur.execute("select max(business_date) from mart.publish_log "
-                "where live and table_name = 'mart.customer_recommendations'")
-    return cur.fetchone()[0]
+    """The business date whose tables are live in ``mart``: that of the latest publish that swapped (a forced
+    older date is what is live after it)."""
+    cur.execute("select business_date from mart.publish_log where live and table_name = "
+                "'mart.customer_recommendations' order by published_at desc limit 1")
+    row = cur.fetchone()
+    return row[0] if row else None
 
 
 def _coverage(cur) -> dict:
