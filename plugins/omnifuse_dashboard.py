@@ -1,15 +1,22 @@
 """The omnifuse view in the Airflow 3 UI: a FastAPI app served by the api-server under /omnifuse, linked from
-the navigation bar (external view). JSON endpoints for the same data live under /omnifuse/api/."""
+the navigation bar (external view). JSON endpoints for the same data live under /omnifuse/api/.
+
+Every route is behind the api-server's own authentication: the caller must be a logged-in Airflow user (the
+``_token`` cookie the UI sets, or ``Authorization: Bearer <token from POST /auth/token>``) allowed to see the
+website; anybody else gets 401/403. The data is read as the read-only BI role (see ``omnifuse.dashboard``)."""
 
 from __future__ import annotations
 
 import asyncio
 
+from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+from airflow.api_fastapi.core_api.security import requires_access_view
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
-app = FastAPI(title="omnifuse dashboard", description="Model quality, data health and recommendations.")
+app = FastAPI(title="omnifuse dashboard", description="Model quality, data health and recommendations.",
+              dependencies=[Depends(requires_access_view(AccessView.WEBSITE))])
 
 
 @app.get("/", response_class=HTMLResponse)

@@ -6,6 +6,7 @@ import importlib
 import json
 import logging
 import os
+import re
 from datetime import date
 
 from omnifuse import warehouse
@@ -23,13 +24,39 @@ HINTS = {
 }
 DEFAULT_HINT = "Read the task log (link above); the error names the file, table or date. Clear the task to retry."
 
+#: Environment variables whose values are secrets, by a part of their name.
+SECRET_NAME_PARTS = ("PASSWORD", "SECRET", "FERNET", "TOKEN", "PRIVATE_KEY", "API_KEY")
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@\s]+)(?=@)", re.IGNORECASE)
+
+
+def known_secrets() -> list[str]:
+    """Secret values this process knows: environment variables named like secrets (``SECRET_NAME_PARTS``) and
+    the passwords inside connection URLs in the environment (``AIRFLOW_CONN_*``, ``OMNIFUSE_*_URL``)."""
+    found = set()
+    for name, value in os.environ.items():
+        if not value:
+            continue
+        if any(part in name.upper() for part in SECRET_NAME_PARTS) and len(value) >= 4:
+            found.add(value)
+        for match in _URL_PASSWORD.finditer(value):
+            found.add(match.group("password"))
+    return sorted(found, key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """``text`` with URL passwords and every :func:`known_secrets` value replaced by ``***``."""
+    text = _URL_PASSWORD.sub(r"\g<head>***", text)
+    for secret in known_secrets():
+        text = text.replace(secret, "***")
+    return text
+
 
 def record_alert(dag_id: str, task_id: str, run_id: str, try_number: int | None, business_date: date | None,
                  error: BaseException | str | None, log_url: str | None = None, url: str | None = None) -> str:
     """Write one ``ops.alerts`` row; returns the hint it recorded."""
     kind = type(error).__name__ if isinstance(error, BaseException) else ""
     hint = HINTS.get(kind, DEFAULT_HINT)
-    text = f"{kind}: {error}" if kind else str(error or "task failed")
+    text = redact(f"{kind}: {error}" if kind else str(error or "task failed"))  # ops.alerts is widely read
     with warehouse.transaction(url) as cur:
         cur.execute(
             "insert into ops.alerts (dag_id, task_id, run_id, try_number, business_date, error, hint, log_url) "

@@ -120,12 +120,24 @@ class OmnifuseRetryPolicy(RetryPolicy):
         return cls()
 
 
+def mask_secrets(context) -> None:
+    """``on_execute_callback``: register every secret this process knows (``omnifuse.alerts.known_secrets``) with
+    Airflow's secrets masker, so a password or URL that reaches a task log is printed as ``***``."""
+    from airflow.sdk.log import mask_secret
+
+    from omnifuse.alerts import known_secrets
+
+    for secret in known_secrets():
+        mask_secret(secret)
+
+
 #: Default arguments of every omnifuse DAG. Retries are for transient errors (see :class:`OmnifuseRetryPolicy`);
 #: ``execution_timeout`` is ``OMNIFUSE_TASK_TIMEOUT_S`` (a sensor in reschedule mode times out on its own
 #: ``timeout``, each poke on this one).
 DEFAULT_ARGS: dict = {
     "owner": "data-platform",
     "on_failure_callback": alert_on_failure,
+    "on_execute_callback": mask_secrets,
     "retries": 2,
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": 2.0,

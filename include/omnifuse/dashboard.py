@@ -1,5 +1,8 @@
 """Data behind the omnifuse view in the Airflow UI (``plugins/omnifuse_dashboard.py``): plain functions
-returning JSON-able rows, and the HTML page (server-rendered, an inline SVG chart: no scripts, no CDN)."""
+returning JSON-able rows, and the HTML page (server-rendered, an inline SVG chart: no scripts, no CDN).
+
+Everything is read as the read-only BI role (``OMNIFUSE_BI_ROLE``): ``mart`` tables and the two ``mart``
+functions of migration 0012, nothing else."""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ PALETTE = ["#1b6ca8", "#e07b39", "#3a9d5d", "#c0392b", "#8e44ad", "#7f8c8d", "#1
 
 
 def _rows(name: str, params: dict | None = None, url: str | None = None) -> list[dict]:
-    with warehouse.transaction(url) as cur:
+    """Rows of ``sql/dashboard/<name>.sql``, read as the read-only BI role (``mart`` only), never as the owner."""
+    with warehouse.transaction(warehouse.bi_url(url)) as cur:
         cur.execute(warehouse.sql_text(f"dashboard/{name}.sql"), params or {})
         cols = [c.name for c in cur.description]
         return [{k: _plain(v) for k, v in zip(cols, row, strict=True)} for row in cur.fetchall()]

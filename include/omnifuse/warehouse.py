@@ -370,6 +370,29 @@ def migrate(url: str | None = None) -> list[str]:
     return applied_now
 
 
+#: What a role name from a setting may look like: a plain lowercase Postgres identifier, not a reserved role.
+_ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_RESERVED_ROLES = {"public", "none", "current_role", "current_user", "session_user"}
+
+
+def role_name(value: str, setting: str) -> str:
+    """``value`` if it is a safe role name, else :class:`WarehouseError` naming the setting.
+
+    Names are also always composed with ``psycopg2.sql.Identifier``; refusing anything else up front keeps a
+    typo or a hostile value (quotes, ``;``, spaces, ``pg_*`` system roles, ``public``) from ever reaching a GRANT.
+    """
+    if not _ROLE_NAME.fullmatch(value) or value.startswith("pg_") or value in _RESERVED_ROLES:
+        raise WarehouseError(f"{setting}={value!r} is not an allowed role name: use lowercase letters, digits "
+                             "and underscores (at most 63, not starting with a digit or pg_, not PUBLIC)")
+    return value
+
+
+def bi_url(url: str | None = None) -> str:
+    """The warehouse as the read-only BI role (what the omnifuse view in the Airflow UI queries through)."""
+    role, password = bi_credentials()
+    return psycopg2.extensions.make_dsn(url or warehouse_url(), user=role, password=password)
+
+
 def bi_credentials(settings: Settings | None = None) -> tuple[str, str]:
     """(role, password) of the read-only BI role.
 
@@ -377,7 +400,7 @@ def bi_credentials(settings: Settings | None = None) -> tuple[str, str]:
     external warehouse; the embedded one generates it once into ``$OMNIFUSE_STATE_DIR/bi_password`` (mode 600).
     """
     settings = settings or load_settings()
-    role = os.environ.get("OMNIFUSE_BI_ROLE", "omnifuse_bi")
+    role = role_name(os.environ.get("OMNIFUSE_BI_ROLE", "omnifuse_bi"), "OMNIFUSE_BI_ROLE")
     password = os.environ.get("OMNIFUSE_BI_PASSWORD")
     if password:
         return role, password
@@ -408,6 +431,8 @@ def ensure_bi_role(cur: psycopg2.extensions.cursor) -> None:
     cur.execute(sql.SQL("grant usage on schema mart to {}").format(ident))
     cur.execute(sql.SQL("grant select on all tables in schema mart to {}").format(ident))
     cur.execute(sql.SQL("alter default privileges in schema mart grant select on tables to {}").format(ident))
+    # the view's functions (0012): security definer, revoked from PUBLIC, callable by the BI role only
+    cur.execute(sql.SQL("grant execute on all functions in schema mart to {}").format(ident))
     for schema in ("raw", "staging", "quarantine", "core", "ml", "ops", "public"):
         cur.execute(sql.SQL("revoke all on schema {} from {}").format(sql.Identifier(schema), ident))
 

@@ -66,46 +66,76 @@ def test_ingest_retrain_publish_all_succeed_and_chain_by_assets(pipeline):
     assert champion[-1] == {"business_date": D.isoformat(), "champion": f"retrain_{D:%Y%m%d}"}
 
 
-@pytest.fixture(scope="module")
-def dashboard(pipeline):
-    """The plugin's FastAPI app served by uvicorn on a free port, as the api-server would mount it."""
-    import importlib.util
-
+def _serve(app) -> tuple[str, object]:
     import uvicorn
 
-    path = load_settings().home / "plugins" / "omnifuse_dashboard.py"
-    spec = importlib.util.spec_from_file_location("omnifuse_dashboard_plugin", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(module.app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(100):
         if server.started:
             break
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", module
-    server.should_exit = True
-    thread.join(timeout=5)
+    return f"http://127.0.0.1:{port}", (server, thread)
 
 
-def _get(url: str):
-    with urllib.request.urlopen(url, timeout=30) as resp:
+@pytest.fixture(scope="module")
+def dashboard(pipeline):
+    """The plugin's FastAPI app served by uvicorn on a free port, behind this session's Airflow auth manager as
+    the api-server mounts it; requests carry a token the auth manager issued (``_get`` sends it). A second
+    server plays a logged-in browser: it adds the ``_token`` session cookie the Airflow UI sets at login."""
+    import importlib.util
+
+    from airflow.api_fastapi.app import init_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    path = load_settings().home / "plugins" / "omnifuse_dashboard.py"
+    spec = importlib.util.spec_from_file_location("omnifuse_dashboard_plugin", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    manager = init_auth_manager()
+    TOKEN["value"] = manager.generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+
+    async def logged_in_browser(scope, receive, send):
+        if scope["type"] == "http":
+            scope = {**scope, "headers": [*scope["headers"], (b"cookie", f"_token={TOKEN['value']}".encode())]}
+        await module.app(scope, receive, send)
+
+    base, api = _serve(module.app)
+    browser_base, browser = _serve(logged_in_browser)
+    yield base, module, browser_base
+    for server, thread in (api, browser):
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+TOKEN: dict[str, str] = {}
+
+
+def _get(url: str, token: str | None = "session"):
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("authorization", f"Bearer {TOKEN['value'] if token == 'session' else token}")
+    with urllib.request.urlopen(req, timeout=30) as resp:
         return resp.status, resp.headers.get("content-type"), resp.read().decode()
 
 
 def test_plugin_registers_an_app_and_a_nav_view(dashboard):
-    _, module = dashboard
+    _, module, _ = dashboard
     plugin = module.OmnifuseDashboard
     assert plugin.fastapi_apps[0]["url_prefix"] == "/omnifuse"
     assert plugin.external_views[0]["destination"] == "nav" and not plugin.external_views[0]["href"].startswith("/")
 
 
 def test_plugin_endpoints_answer_with_the_pipelines_data(dashboard, pipeline):
-    base, _ = dashboard
+    base, _, _ = dashboard
+    for path in ("/", "/api/freshness", "/api/recommendations/NOBODY"):  # strangers are refused
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(f"{base}{path}", token=None)
+        assert refused.value.code == 401
     status, kind, body = _get(f"{base}/api/model-performance")
     perf = json.loads(body)
     assert status == 200 and "json" in kind
@@ -137,7 +167,7 @@ def test_view_renders_in_headless_chromium(dashboard, pipeline):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Debian's chromium is not installed (`apt-get install chromium`; .ci/run installs it)")
-    base, _ = dashboard
+    _, _, base = dashboard  # the logged-in browser's address
     url, _ = pipeline
     with warehouse.transaction(url) as cur:
         cur.execute("select customer_id from mart.customer_recommendations order by 1 limit 1")

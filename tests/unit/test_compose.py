@@ -56,3 +56,57 @@ def test_every_variable_the_file_reads_is_documented():
     secrets = {v for v in variables if "PASSWORD" in v or "SECRET" in v or "FERNET" in v}
     for v in secrets:  # secrets must fail loudly, never default
         assert re.search(r"\$\{" + v + r":\?", text), f"{v} must be required (${{{v}:?...}})"
+
+
+FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+
+
+def test_the_deployment_logs_in_through_the_fab_auth_manager_pinned_in_requirements():
+    from airflow.sdk.module_loading import import_string
+
+    assert COMPOSE["x-airflow-common"]["environment"]["AIRFLOW__CORE__AUTH_MANAGER"] == FAB
+    assert import_string(FAB).__name__ == "FabAuthManager"
+    pins = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().split() if "==" in line)
+    assert "apache-airflow-providers-fab" in pins and "flask-appbuilder" in pins
+
+
+def test_airflow_init_fails_loudly_and_uses_only_commands_the_installed_cli_has(tmp_path):
+    """Each `airflow ...` step of airflow-init exists, with every option it passes, in the installed Airflow with
+    the compose file's auth manager (Airflow 3.3 without FAB has no `users` command)."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    command = SERVICES["airflow-init"]["command"]
+    assert command[:2] == ["bash", "-c"]
+    script = command[2]
+    assert "|| true" not in script and script.startswith("set -e;"), "a failing init step must fail the service"
+    steps = [shlex.split(step.replace("$$", "$")) for step in script.split(";")]
+    airflow_steps = [s for s in steps if s and s[0] == "airflow"]
+    assert {tuple(s[1:3]) for s in airflow_steps} >= {("db", "migrate"), ("users", "create"),
+                                                       ("users", "reset-password")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__AUTH_MANAGER=FAB, AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    airflow = Path(sys.executable).with_name("airflow")
+    for step in airflow_steps:
+        sub = [w for w in step[1:] if not w.startswith("-")][:2]
+        done = subprocess.run([str(airflow), *sub, "--help"], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"`airflow {' '.join(sub)}` does not exist: {done.stderr[-500:]}"
+        for option in (w for w in step if w.startswith("--")):
+            assert option in done.stdout, f"`airflow {' '.join(sub)}` has no {option}"
+
+
+def test_the_pipeline_connects_as_a_least_privilege_owner_not_the_superuser():
+    from urllib.parse import urlsplit
+
+    warehouse = SERVICES["warehouse"]
+    env = warehouse["environment"]
+    conn = COMPOSE["x-airflow-common"]["environment"]["AIRFLOW_CONN_OMNIFUSE_WAREHOUSE"]
+    user = urlsplit(conn.replace("${WAREHOUSE_PASSWORD:?set WAREHOUSE_PASSWORD in .env}", "x")).username
+    assert user == env["WAREHOUSE_OWNER"] != env["POSTGRES_USER"]
+    assert "WAREHOUSE_ADMIN_PASSWORD" in env["POSTGRES_PASSWORD"]
+    assert "WAREHOUSE_ADMIN_PASSWORD" not in str(COMPOSE["x-airflow-common"]), "no Airflow service gets the superuser"
+    mount = next(v for v in warehouse["volumes"] if v.endswith(":/docker-entrypoint-initdb.d:ro"))
+    script = (ROOT / mount.split(":")[0] / "10-omnifuse-owner.sh").read_text()
+    assert "nosuperuser nocreatedb" in script and ":'password'" in script and ':"owner"' in script

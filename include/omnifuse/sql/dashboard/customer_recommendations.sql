@@ -1,8 +1,4 @@
 -- customer_recommendations: one customer's published recommendations with product details and reasons.
--- Parameters: customer_id.
-select r.rank, r.product_id, p.name, p.category, p.price, round(r.score::numeric, 4) as score, r.reason,
-       r.contributing_models, r.model_version, r.business_date
-from mart.customer_recommendations as r
-left join core.products as p using (product_id)
-where r.customer_id = %(customer_id)s
-order by r.rank
+-- Parameters: customer_id. Read as the BI role through mart.customer_recommendation_details (0012 migration).
+select rank, product_id, name, category, price, score, reason, contributing_models, model_version, business_date
+from mart.customer_recommendation_details(%(customer_id)s)
