@@ -460,6 +460,25 @@ def status(settings: Settings | None = None) -> dict[str, object]:
     return info
 
 
+def ensure_partition(cur: psycopg2.extensions.cursor, parent: sql.Identifier, child: sql.Identifier,
+                     value: object) -> bool:
+    """Make ``child`` the list partition of ``parent`` for ``value`` if it is not yet; True when it created it.
+
+    ``create table … partition of`` takes an ACCESS EXCLUSIVE lock on the parent, held by a loading transaction
+    until it commits: every reader of every other partition would queue behind the load. A plain table attached
+    with ``attach partition`` takes only SHARE UPDATE EXCLUSIVE on the parent, which readers and writers never
+    wait for (the parent's indexes are attached to the new table's own on the way).
+    """
+    cur.execute("select to_regclass(%s)", (child.as_string(cur),))
+    if cur.fetchone()[0] is not None:
+        return False
+    cur.execute(sql.SQL("create table {} (like {} including defaults including constraints including generated)")
+                .format(child, parent))
+    cur.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
+        parent, child, sql.Literal(value)))
+    return True
+
+
 def copy_from(cur: psycopg2.extensions.cursor, statement: sql.Composable, stream) -> None:
     """Run ``COPY ... FROM STDIN`` with a file-like ``stream``."""
     cur.copy_expert(statement.as_string(cur), stream, size=1 << 20)
