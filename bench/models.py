@@ -79,7 +79,7 @@ def _table(url: str, run_id: str, times: dict) -> dict[str, dict]:
     return table
 
 
-def _targets(table: dict[str, dict]) -> None:
+def _targets(url: str, run_id: str, table: dict[str, dict]) -> None:
     best_single = max(BASE_MODELS, key=lambda m: table[m]["ndcg@10"])
     learned = max(("fusion_linear", "fusion_stacked"), key=lambda m: table[m]["ndcg@10"])
     gain = table[learned]["ndcg@10"] / table[best_single]["ndcg@10"] - 1
@@ -93,8 +93,17 @@ def _targets(table: dict[str, dict]) -> None:
     losers = [m for m in PERSONALISED if table[m]["ndcg@10"] <= pop]
     print(f"personalised models beating popularity ({pop:.4f}): "
           f"{'all' if not losers else 'all but ' + ', '.join(losers)}")
-    final = table["fused_with_rules"]["ndcg@10"]
-    print(f"final model (fusion chosen on validation + business rules): NDCG@10 {final:.4f}")
+    with warehouse.transaction(url) as cur:
+        cur.execute("select model_name, value, ci_low, ci_high from ml.model_metrics where run_id = %s "
+                    "and slice = 'holdout' and metric = 'ndcg' and k = 10 and (model_name like '%%with_rules' "
+                    "or model_name = 'served') order by value desc", (run_id,))
+        ranked = cur.fetchall()
+        cur.execute("select served_model, status, reason from ml.model_registry where model_version = %s", (run_id,))
+        served_model, status, reason = cur.fetchone()
+    print("\nwith the business rules (NDCG@10, 90 % bootstrap interval over customers):")
+    for name, value, lo, hi in ranked:
+        print(f"  {name:28} {value:.4f}  [{lo:.4f}, {hi:.4f}]")
+    print(f"served: {served_model} ({status}); {reason}")
 
 
 def main() -> int:
@@ -117,7 +126,7 @@ def main() -> int:
             print(f"default world: {cfg.customers} customers, {cfg.products} products, {cfg.days} days "
                   f"(loaded in {load_s:.1f} s); {prep['train_events']:,} training events, "
                   f"{prep['holdout_customers']} holdout customers\n")
-            _targets(_table(url, run_id, times))
+            _targets(url, run_id, _table(url, run_id, times))
         if args.part in ("scale", "both"):
             cfg = WorldConfig(customers=args.scale_customers, products=args.scale_products, days=args.scale_days)
             load_s = 0.0 if args.reuse else _load(url, cfg, scratch / "scale")

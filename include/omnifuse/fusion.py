@@ -11,7 +11,8 @@ popularity, price band and in-store flag, and the customer's channel mix, recenc
   and customer features);
 - ``single``: one model's own ranking (what is served when fusion does not beat the best single model).
 
-Learners are fitted on one half of the validation customers and the variant is chosen on the other half:
+Variants are compared on every validation customer by two-fold cross-fitting (learners fitted on one half
+score the other), and the served learners are fitted on all of them. The choice is
 the simplest variant (equal, rrf, linear, stacked, in that order) that the best one does not beat beyond the
 noise (paired bootstrap over customers). Validation labels must end before the holdout starts
 (:class:`LeakageError` otherwise). Learners are stored as numpy arrays (no pickle). Business rules then
@@ -244,7 +245,9 @@ def choose_served(fused: np.ndarray, singles: dict[str, np.ndarray], variant: st
 
 def fit_learners(models: dict[str, Recommender], data: Dataset, valid: Split, holdout_start_day: int,
                  n_candidates: int, seed: int, max_users: int = 20_000) -> Learnt:
-    """Fit the learned variants on half the validation customers; score every variant on the other half.
+    """Fit the learned variants on the validation customers and score every variant on them by two-fold
+    cross-fitting (each customer scored by learners fitted on the other half); the served learners are then
+    fitted on all of them.
 
     ``valid``: a split whose relevant events all lie before ``holdout_start_day`` (days since epoch).
     """
@@ -258,22 +261,37 @@ def fit_learners(models: dict[str, Recommender], data: Dataset, valid: Split, ho
     if len(users) > max_users:
         pick = np.sort(rng.choice(len(users), max_users, replace=False))
         users, rel = users[pick], rel[pick]
-    half = rng.random(len(users)) < 0.5
-    fit_rows, sel_rows = np.flatnonzero(half), np.flatnonzero(~half)
-    c_fit = candidates(models, valid.train, users[fit_rows], valid.exclude, n_candidates)
-    y_fit = _labels(c_fit, rel[fit_rows])
-    if y_fit.sum() == 0 or y_fit.all():
+    fold = (rng.random(len(users)) < 0.5).astype(np.int8)
+    c_all = candidates(models, valid.train, users, valid.exclude, n_candidates)
+    y_all = _labels(c_all, rel)
+    if y_all.sum() == 0 or y_all.all():
         raise RuntimeError("fusion: the validation slice has no positive (or no negative) candidates; "
                            "widen OMNIFUSE_VALID_DAYS / OMNIFUSE_EVAL_CUSTOMERS or the training window.")
-    learners = {
-        "linear": LinearScorer.fit(c_fit.z, y_fit, standardise=False, seed=seed),
-        "stacked": LinearScorer.fit(_stack_features(c_fit), y_fit, standardise=True, seed=seed),
-    }
-    c_sel = candidates(models, valid.train, users[sel_rows], valid.exclude, n_candidates)
+    stack_all = _stack_features(c_all)
+
+    def fit(pairs: np.ndarray) -> dict:
+        return {"linear": LinearScorer.fit(c_all.z[pairs], y_all[pairs], standardise=False, seed=seed),
+                "stacked": LinearScorer.fit(stack_all[pairs], y_all[pairs], standardise=True, seed=seed)}
+
+    # two-fold cross-fitting: every validation customer is scored by learners that never saw their labels
+    scores = {v: np.zeros(len(c_all.row)) for v in VARIANTS}
+    scores["equal"] = variant_scores("equal", c_all)
+    scores["rrf"] = variant_scores("rrf", c_all)
+    for f in (0, 1):
+        train_pairs = fold[c_all.row] == f
+        y = y_all[train_pairs]
+        if y.sum() == 0 or y.all():
+            fitted = fit(np.ones(len(y_all), dtype=bool))  # a fold without positives: fall back to all pairs
+        else:
+            fitted = fit(train_pairs)
+        other = ~train_pairs
+        scores["linear"][other] = fitted["linear"].decision_function(c_all.z[other])
+        scores["stacked"][other] = fitted["stacked"].decision_function(stack_all[other])
+    learners = fit(np.ones(len(y_all), dtype=bool))
     per_cust = {}
     for variant in VARIANTS:
-        recs, _ = rank(c_sel, variant_scores(variant, c_sel, learners.get(variant)), len(sel_rows), 10)
-        per_cust[variant] = per_customer(recs, rel[sel_rows], 10)["ndcg"]
+        recs, _ = rank(c_all, scores[variant], len(users), 10)
+        per_cust[variant] = per_customer(recs, rel, 10)["ndcg"]
     ndcg = {v: float(np.mean(x)) if len(x) else 0.0 for v, x in per_cust.items()}
     names = list(models)
     weights = {"linear": dict(zip(names, learners["linear"].coef.tolist(), strict=True))}

@@ -124,6 +124,11 @@ def prepare_training(business_date: date, *, url: str | None = None, require_qua
         folder = settings.model_store / "runs" / run_id
         plan = Plan(run_id, business_date, split, valid_date, train_start, folder)
         valid, holdout = plan.splits(data)
+        if not len(holdout.users) or not len(valid.users):
+            raise RuntimeError(
+                f"retrain {business_date}: no customer with a purchase in the holdout {split}..{business_date} "
+                f"({len(holdout.users)}) or the validation slice {valid_date}..{split - timedelta(days=1)} "
+                f"({len(valid.users)}); load more dates, or raise OMNIFUSE_HOLDOUT_MAX_DAYS / OMNIFUSE_VALID_MAX_DAYS.")
         data.save(folder / "dataset.npz")  # inside the transaction: no row without its dataset
         cur.execute(
             """
