@@ -143,8 +143,12 @@ def backfill(start: date, end: date, *, retrain: str = "last", order: str = "asc
     the order run) or ``none``. Raises :class:`BackfillError` listing the failed dates when any run failed
     (after the remaining dates ran, unless ``stop_on_failure``).
     """
+    import os
+
     from omnifuse.airflow_runs import load_dag, prepare_airflow
 
+    # a year of history renders Data Docs only for the gate runs that need a look (set it to override)
+    os.environ.setdefault("OMNIFUSE_DATA_DOCS", "on_failure")
     settings = prepare_airflow(settings)
     days = order_dates(date_range(start, end), order, settings.seed)
     dags = {dag_id: load_dag(settings, dag_id) for dag_id in ("omnifuse_ingest", "omnifuse_retrain",

@@ -88,10 +88,18 @@ class Settings:
                              r"|SHIPPING.*)$")
     default_currency: str = "EUR"
     mapping_dir: Path | None = None
+    data_docs: str = "always"
 
     @property
     def pgdata(self) -> Path:
         return self.state_dir / "pgdata"
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+    return value
 
 
 def load_settings() -> Settings:
@@ -128,6 +136,9 @@ def load_settings() -> Settings:
       ``C2``, ``CRUK``, ``PADS``, ``BANK CHARGES``, ``AMAZONFEE``, ``ADJUST…``, ``FEE…``, ``SHIPPING…``).
     - ``OMNIFUSE_MAPPING_DIR``: where per-source column mappings (``<source>.toml``) live (default
       ``$OMNIFUSE_LANDING_DIR/_mappings``; see ``docs/landing.md``).
+    - ``OMNIFUSE_DATA_DOCS``: when the quality gates build Great Expectations Data Docs: ``always`` (default),
+      ``on_failure`` (what ``omnifuse backfill`` uses: a year of history renders only the days that need a look)
+      or ``never``.
     - ``OMNIFUSE_DEFAULT_CURRENCY``: the currency of catalog lines that name none (default EUR).
     - ``OMNIFUSE_BI_ROLE`` / ``OMNIFUSE_BI_PASSWORD``: the read-only BI role (see ``warehouse.bi_credentials``).
     """
@@ -156,6 +167,7 @@ def load_settings() -> Settings:
         max_price_eur=float(os.environ.get("OMNIFUSE_MAX_PRICE_EUR", "100000")),
         non_product_skus=os.environ.get("OMNIFUSE_NON_PRODUCT_SKUS", Settings.non_product_skus),
         default_currency=os.environ.get("OMNIFUSE_DEFAULT_CURRENCY", "EUR").upper(),
+        data_docs=_choice("OMNIFUSE_DATA_DOCS", "always", ("always", "on_failure", "never")),
         mapping_dir=Path(os.environ["OMNIFUSE_MAPPING_DIR"]).resolve() if os.environ.get("OMNIFUSE_MAPPING_DIR")
         else None,
     )

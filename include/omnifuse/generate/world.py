@@ -291,7 +291,7 @@ def _day_events(w: _World, day_index: int, day: date) -> _DayEvents:
     s_chan = np.minimum((w.channel_cum[s_cust] < u).sum(axis=1), 3)
     s_chan = np.where((s_chan == 2) & (w.handles[s_cust] == ""), 0, s_chan)  # no handle: no social
     s_start = np.clip(rng.normal(14 * 3600, 4 * 3600, size=n_s), 0, 86_000).astype(np.int64)
-    s_items = 1 + rng.poisson(np.where(s_chan == 3, np.where(w.wholesale[s_cust], 12.0, 1.8), 1.5))
+    s_items = 1 + rng.poisson(np.where(s_chan == 3, np.where(w.wholesale[s_cust], 25.0, 1.8), 1.5))
     if store_closed(cfg, day):  # closed: store visits become web visits
         s_chan = np.where(s_chan == 3, 0, s_chan)
     i_sess = np.repeat(np.arange(n_s), s_items)
