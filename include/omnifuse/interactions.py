@@ -3,7 +3,8 @@
 Each run rebuilds the event-date partitions from ``business_date - lookback`` to ``business_date``, in one
 transaction: late events land in their own day's partition, and identities learnt today (a cookie that
 logs in) re-attribute the recent anonymous events of that identifier. History older than the window keeps
-its attribution, except that CRM ids merged since are re-pointed to their canonical id.
+its rows but follows the current identity map (``sql/interactions/reattribute_history.sql``): merged CRM ids
+are re-pointed and identifiers re-attributed, so the result does not depend on the order dates were loaded in.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def rebuild_window(business_date: date, reattribution_days: int, late_window_days: int) -> list[date]:
-    """Event dates a run for ``business_date`` rebuilds, oldest first."""
+    """Event dates a run for ``business_date`` rebuilds, oldest first: back ``max(reattribution, late window)``
+    days, and the next day too (its clock-skewed events arrive in this batch, whichever date loads first)."""
     days = max(reattribution_days, late_window_days)
-    return [business_date - timedelta(days=n) for n in range(days, -1, -1)]
+    return [business_date - timedelta(days=n) for n in range(days, -2, -1)]
 
 
 def _partition(event_date: date) -> sql.Identifier:
@@ -67,8 +69,9 @@ def build_interactions(
     with warehouse.transaction(url) as cur:
         cur.execute("set local timezone = 'UTC'")
         cur.execute("select pg_advisory_xact_lock(%s)", (lock,))
-        cur.execute(warehouse.sql_text("interactions/repoint_merged.sql"), {"before_date": window[0]})
-        repointed = cur.rowcount
+        cur.execute(warehouse.sql_text("interactions/reattribute_history.sql"), {"before_date": window[0],
+                                                                                 "after_date": window[-1]})
+        repointed = cur.fetchone()[0]
         for event_date in window:
             _fresh_partition(cur, event_date)
             cur.execute(warehouse.sql_text("interactions/core_interactions.sql"),
