@@ -28,6 +28,12 @@ its own embedded warehouse in a temporary state folder (``bench/_isolated.py``),
    window. The peers are small numpy/scipy functions of their own, independent of omnifuse's models.
 
 Prints the table, the ratio published / best peer (target ≥ 1.05, issue 12), wall times and peak RSS.
+
+``dag.test()`` runs the tasks in this process: modules are imported once but SQL files are read when used, so
+a checkout edited during the (half-hour) run can mix versions. To measure one commit, run it from a copy::
+
+    git archive HEAD | tar -x -C /tmp/omnifuse-snap && cd /tmp/omnifuse-snap &&
+    PYTHONPATH=$PWD/include OMNIFUSE_HOME=$PWD /path/to/.venv/bin/python bench/real_data.py
 """
 
 from __future__ import annotations
@@ -323,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()
     commit = subprocess.run(["git", "-C", str(settings.home), "describe", "--always", "--dirty"], capture_output=True,
-                            text=True).stdout.strip()
+                            text=True).stdout.strip() or f"(not a git checkout: {settings.home})"
     started = time.perf_counter()
     lines = online_retail.read_lines(args.src)
     last = lines["business_date"].max()
