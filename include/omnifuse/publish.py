@@ -198,6 +198,14 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
     version = model_version or champion_version(url)
     fused, data = load_model(version, url)  # an unreadable artifact fails here, before anything is touched
     started = time.perf_counter()
+    phases: dict[str, float] = {}
+    mark = [started]
+
+    def lap() -> float:
+        now = time.perf_counter()
+        seconds, mark[0] = round(now - mark[0], 2), now
+        return seconds
+
     conn = warehouse.connect(url)
     try:
         with conn, conn.cursor() as cur:
@@ -213,22 +221,30 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
             params = {"business_date": business_date, "model_version": version, "top_k": top_k,
                       "max_per_category": fused.rules.max_per_category}
             _copy(cur, "customer_segments", build_segments(cur, business_date, settings.seed))
+            phases["segments"] = lap()
             for table in FROM_SQL:
                 cur.execute(sql.SQL(warehouse.sql_text(f"publish/{table}.sql")).format(next=_next(table)), params)
+                phases[table] = lap()
             cur.execute(sql.SQL(warehouse.sql_text("publish/fallback_recommendations.sql")).format(
                 next=_next("customer_recommendations"), segments=_next("customer_segments")), params)
+            phases["fallbacks"] = lap()
             _copy(cur, "similar_products", _similar(data, fused, business_date, version))
             _copy(cur, "bought_together", _bought_together(data, fused, business_date, version))
+            phases["similar_and_bought_together"] = lap()
             for table in SWAPPED:
                 _index_next(cur, table)
+            phases["indexes"] = lap()
             _check(cur, top_k)
+            phases["checks"] = lap()
             coverage = _coverage(cur)
+            phases["coverage"] = lap()
             counts = {}
             for table in SWAPPED:
                 cur.execute(sql.SQL("select count(*) from {}").format(_next(table)))
                 counts[table] = cur.fetchone()[0]
             for table in HISTORY:
                 _history(cur, table, business_date, settings.mart_retention_days)
+            phases["history"] = lap()
             if live:
                 swap_ms = {table: _swap(cur, table) for table in SWAPPED}
             else:
@@ -248,7 +264,7 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
         conn.close()
     summary = {"business_date": business_date.isoformat(), "model_version": version, "live": live, "note": note,
                "rows": counts, "coverage": coverage, "max_swap_ms": round(max(swap_ms.values()), 2),
-               "seconds": round(time.perf_counter() - started, 2)}
+               "seconds": round(time.perf_counter() - started, 2), "phase_seconds": phases}
     log.info("published %s", summary)
     return summary
 

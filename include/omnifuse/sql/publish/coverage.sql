@@ -1,20 +1,24 @@
 -- coverage: how many known customers (core.customers) the next recommendations table serves personalised
--- lists and fallback lists. One row. {next}: the recommendations being built.
+-- lists and fallback lists (one index probe per known customer). One row. {next}: the recommendations built.
 with
 
 served as (
-    select customer_id, bool_or(source = 'personalised') as personalised
-    from {next}
-    group by customer_id
+    select
+        c.customer_id,
+        exists (
+            select 1 from {next} as r where r.customer_id = c.customer_id and r.rank = 1
+                and r.source = 'personalised'
+        ) as personalised,
+        exists (select 1 from {next} as r where r.customer_id = c.customer_id and r.rank = 1) as listed
+    from core.customers as c
 ),
 
 final as (
     select
         count(*) as customers_known,
-        count(*) filter (where s.personalised) as personalised,
-        count(*) filter (where not s.personalised) as fallback
-    from core.customers as c
-    left join served as s using (customer_id)
+        count(*) filter (where personalised) as personalised,
+        count(*) filter (where listed and not personalised) as fallback
+    from served
 )
 
 select * from final

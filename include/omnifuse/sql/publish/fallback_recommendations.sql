@@ -21,7 +21,11 @@ uncovered as (
         end as channel
     from core.customers as k
     left join {segments} as s using (customer_id)
-    where not exists (select 1 from {next} as r where r.customer_id = k.customer_id)
+    where not exists (  -- personalised: probes the batches' unique index (the next table has none yet)
+        select 1 from ml.recommendation_batches as b
+        where b.business_date = %(business_date)s and b.customer_id = k.customer_id and b.rank = 1
+            and b.model_version = %(model_version)s
+    )
 ),
 
 events as (
