@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench airflow warehouse-down clean
+.PHONY: install demo test lint bench backfill airflow warehouse-down clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench: install
 	$(PY) bench/quality.py
 	$(PY) bench/models.py
 	$(PY) bench/publish.py
+	$(PY) bench/backfill.py
+
+# History through the real DAGs: make backfill FROM=2024-01-01 TO=2024-12-31 [RETRAIN=last|every|none]
+backfill: install
+	$(VENV)/bin/omnifuse backfill --from $(FROM) --to $(TO) --retrain $(or $(RETRAIN),last)
 
 # Airflow's UI on the embedded setup (same metadata database as `make demo`): http://localhost:8080
 airflow: install

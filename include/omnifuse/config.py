@@ -89,6 +89,7 @@ class Settings:
     default_currency: str = "EUR"
     mapping_dir: Path | None = None
     data_docs: str = "always"
+    max_quarantine_share: float = 0.5
 
     @property
     def pgdata(self) -> Path:
@@ -136,6 +137,8 @@ def load_settings() -> Settings:
       ``C2``, ``CRUK``, ``PADS``, ``BANK CHARGES``, ``AMAZONFEE``, ``ADJUST…``, ``FEE…``, ``SHIPPING…``).
     - ``OMNIFUSE_MAPPING_DIR``: where per-source column mappings (``<source>.toml``) live (default
       ``$OMNIFUSE_LANDING_DIR/_mappings``; see ``docs/landing.md``).
+    - ``OMNIFUSE_MAX_QUARANTINE_SHARE``: the staging gate blocks a channel-day when more than this share of its
+      lines was quarantined (default 0.5: a broken export, not a few bad rows).
     - ``OMNIFUSE_DATA_DOCS``: when the quality gates build Great Expectations Data Docs: ``always`` (default),
       ``on_failure`` (what ``omnifuse backfill`` uses: a year of history renders only the days that need a look)
       or ``never``.
@@ -167,6 +170,7 @@ def load_settings() -> Settings:
         max_price_eur=float(os.environ.get("OMNIFUSE_MAX_PRICE_EUR", "100000")),
         non_product_skus=os.environ.get("OMNIFUSE_NON_PRODUCT_SKUS", Settings.non_product_skus),
         default_currency=os.environ.get("OMNIFUSE_DEFAULT_CURRENCY", "EUR").upper(),
+        max_quarantine_share=float(os.environ.get("OMNIFUSE_MAX_QUARANTINE_SHARE", "0.5")),
         data_docs=_choice("OMNIFUSE_DATA_DOCS", "always", ("always", "on_failure", "never")),
         mapping_dir=Path(os.environ["OMNIFUSE_MAPPING_DIR"]).resolve() if os.environ.get("OMNIFUSE_MAPPING_DIR")
         else None,

@@ -9,6 +9,7 @@ this module turns into GX expectations whose figures come from the warehouse:
 - ``known_products``: every product id of the batch is in ``core.products`` (``where``: only rows matching
   this SQL condition, e.g. till lines that are products);
 - ``known_currencies``: every currency of the batch has a rate in ``core.fx_rates`` (EUR always);
+- ``quarantine_share``: at most ``max_share`` of the channel-day's lines went to quarantine (ops.load_audit);
 - ``unexpected_rows``: no row matches the suite's ``where`` SQL condition (``description`` says the rule);
 - ``trailing_outliers`` (warn): no ``|column|`` above ``factor`` × the ``quantile`` of the table's own
   trailing ``days`` of history (no history, no verdict);
@@ -160,6 +161,21 @@ def build_checks(
             exp = gxe.UnexpectedRowsExpectation(unexpected_rows_query=query.as_string(conn),
                                                 description=f"every {column} has a rate in core.fx_rates")
             name = f"known_currencies({column})"
+        elif kind == "quarantine_share":
+            channel = suite["volume"].removeprefix("staging_")
+            share = float(kwargs["max_share"])
+            query = sql.SQL("""
+                select a.channel, a.lines_read, a.rows_quarantined, a.quarantine_by_reason
+                from ops.load_audit as a
+                where a.channel = {channel} and a.business_date = {day} and a.lines_read > 0
+                    and a.rows_quarantined > {share} * a.lines_read
+                    and (select count(*) from {{batch}}) >= 0
+            """).format(channel=sql.Literal(channel), day=sql.Literal(business_date.isoformat()),
+                        share=sql.Literal(share))
+            exp = gxe.UnexpectedRowsExpectation(
+                unexpected_rows_query=query.as_string(conn),
+                description=f"at most {share:.0%} of the {channel} lines quarantined (else the export is broken)")
+            name = "quarantine_share"
         elif kind == "unexpected_rows":
             # the condition is SQL reviewed in the suite file, never user input
             query = sql.SQL("select * from {{batch}} where {}").format(sql.SQL(kwargs["where"]))

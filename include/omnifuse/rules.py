@@ -14,7 +14,7 @@ from omnifuse.config import Settings, load_settings
 
 def rule_values(settings: Settings | None = None) -> dict[str, Any]:
     """Every named bound, from settings: ``max_quantity``, ``price_outlier_factor``, ``max_price_eur``,
-    ``non_product_skus`` (a regular expression), ``default_currency``."""
+    ``non_product_skus`` (a regular expression), ``default_currency``, ``max_quarantine_share``."""
     s = settings or load_settings()
     return {
         "max_quantity": s.max_quantity,
@@ -22,6 +22,7 @@ def rule_values(settings: Settings | None = None) -> dict[str, Any]:
         "max_price_eur": s.max_price_eur,
         "non_product_skus": s.non_product_skus,
         "default_currency": s.default_currency,
+        "max_quarantine_share": s.max_quarantine_share,
     }
 
 

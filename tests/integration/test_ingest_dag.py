@@ -44,7 +44,8 @@ def test_ingest_dag_runs_one_generated_day(tiny_world, clean_warehouse, monkeypa
 
 
 def test_blocking_quality_failure_stops_the_day_before_the_asset(tiny_world, clean_warehouse, monkeypatch, tmp_path):
-    """A day whose store file has absurd (but parseable) quantities: staged, then blocked by the staging gate."""
+    """A day whose store export is broken (most quantities unreadable): every bad line is quarantined with its
+    reason, and the staging gate blocks the date because the share of quarantined lines says the export broke."""
     import shutil
 
     from omnifuse.generate.writers import _manifest_entry, write_manifest
@@ -56,16 +57,17 @@ def test_blocking_quality_failure_stops_the_day_before_the_asset(tiny_world, cle
     lines = pos.read_text().splitlines()
     header = lines[0].split(",")
     q = header.index("qty") if "qty" in header else header.index("quantity")
-    for i in range(1, 6):
-        cells = lines[i].split(",")
-        cells[q] = "500"
-        lines[i] = ",".join(cells)
+    for i in range(1, len(lines)):
+        if i % 5:  # four lines in five
+            cells = lines[i].split(",")
+            cells[q] = "many"
+            lines[i] = ",".join(cells)
     pos.write_text("\n".join(lines) + "\n")
     write_manifest(pos.parent, [_manifest_entry(pos, len(lines) - 1)])
     monkeypatch.setenv("OMNIFUSE_LANDING_DIR", str(world))
 
     states = run_ingest_days([day], load_settings())
-    assert states == ["failed"]
+    assert states[0].startswith("failed") and "validate_staging=failed" in states[0]
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
@@ -89,7 +91,7 @@ def test_blocking_quality_failure_stops_the_day_before_the_asset(tiny_world, cle
     with warehouse.transaction(clean_warehouse) as cur:
         cur.execute("select severity, success from ops.dq_results where business_date = %s and table_name = %s "
                     "and expectation = %s",
-                    (day, "staging.store_sales", "expect_column_values_to_be_between(quantity)"))
+                    (day, "staging.store_sales", "quarantine_share"))
         assert cur.fetchall() == [("error", False)]
         cur.execute("select passed from ops.quality_status where gate = 'staging' and business_date = %s", (day,))
         assert cur.fetchone() == (False,)
