@@ -143,3 +143,31 @@ def test_manifest_counts_records_as_ingest_does(tmp_path: Path):
     (tmp_path / "x.csv").write_text('h1,h2\n1,"a\nb"\n2,c\n')
     body = write_manifest(tmp_path)
     assert body["files"][0]["data_lines"] == 2
+
+
+def test_till_lines_real_shops_send(landing, clean_warehouse):
+    """Adjustments carry any sign (money, not products); a product's negative price or an absurd quantity is
+    quarantined with its reason; the rest of the file loads."""
+    (a, pa), = _skus(clean_warehouse, 1)
+    folder = landing / "store" / D.isoformat()
+    folder.mkdir(parents=True)
+    head = "receipt_id,line_no,store_id,loyalty_card,sku,quantity,unit_price,currency,sold_at"
+    at = "2026-11-02 10:00:00"
+    lines = [head,
+             f"R1,1,S01,L1,{a},384,{pa:.2f},EUR,{at}",  # wholesale
+             f"R1,2,S01,L1,{a},1,0.00,EUR,{at}",  # a free item
+             f"R1,3,S01,L1,B,1,-11062.06,EUR,{at}",  # adjust bad debt
+             f"R1,4,S01,L1,{a},1,-{pa:.2f},EUR,{at}",  # a product at a negative price
+             f"C2,1,S01,L1,{a},-12,{pa:.2f},EUR,{at}",  # a cancellation
+             f"R3,1,S01,,{a},80995,{pa:.2f},EUR,{at}"]  # absurd
+    (folder / "pos.csv").write_text("\n".join(lines) + "\n")
+    write_manifest(folder)
+    summary = ingest_source("store", D, landing_dir=landing, url=clean_warehouse)
+    assert summary["rows_staged"] == 4
+    assert summary["quarantine_by_reason"] == {"invalid_price": 1, "invalid_quantity": 1}
+    with warehouse.transaction(clean_warehouse) as cur:
+        cur.execute("select receipt_id, line_no, line_kind from staging.store_sales order by 1, 2")
+        assert cur.fetchall() == [("C2", 1, "product"), ("R1", 1, "product"), ("R1", 2, "product"),
+                                  ("R1", 3, "non_product")]
+        cur.execute("select reason, detail from quarantine.store_sales order by reason")
+        assert cur.fetchall()[1] == ("invalid_quantity", "quantity=80995")
