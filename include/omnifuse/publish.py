@@ -225,15 +225,17 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
             for table in FROM_SQL:
                 cur.execute(sql.SQL(warehouse.sql_text(f"publish/{table}.sql")).format(next=_next(table)), params)
                 phases[table] = lap()
-            cur.execute(sql.SQL(warehouse.sql_text("publish/fallback_recommendations.sql")).format(
-                next=_next("customer_recommendations"), segments=_next("customer_segments")), params)
-            phases["fallbacks"] = lap()
             _copy(cur, "similar_products", _similar(data, fused, business_date, version))
             _copy(cur, "bought_together", _bought_together(data, fused, business_date, version))
             phases["similar_and_bought_together"] = lap()
             for table in SWAPPED:
                 _index_next(cur, table)
+                cur.execute(sql.SQL("analyze {}").format(_next(table)))  # fresh statistics for the checks' plans
             phases["indexes"] = lap()
+            # fallbacks last: few rows, and "has a personalised list?" probes the primary key built above
+            cur.execute(sql.SQL(warehouse.sql_text("publish/fallback_recommendations.sql")).format(
+                next=_next("customer_recommendations"), segments=_next("customer_segments")), params)
+            phases["fallbacks"] = lap()
             _check(cur, top_k)
             phases["checks"] = lap()
             coverage = _coverage(cur)

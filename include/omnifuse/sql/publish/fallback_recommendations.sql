@@ -5,7 +5,7 @@
 -- the business date (usable dates only); in stock, not already bought unless repeatable, at most
 -- max_per_category per category. Grain: one row per (customer_id, rank); score = 1 / rank.
 -- Parameters: business_date, model_version, top_k, max_per_category. {next}: the recommendations being built
--- (personalised rows already in), {segments}: the segments being built.
+-- (personalised rows and primary key already in), {segments}: the segments being built.
 insert into {next} (business_date, customer_id, rank, product_id, score, reason, contributing_models, model_version,
                     source, evidence_product_id)
 with
@@ -21,11 +21,7 @@ uncovered as (
         end as channel
     from core.customers as k
     left join {segments} as s using (customer_id)
-    where not exists (  -- personalised: probes the batches' unique index (the next table has none yet)
-        select 1 from ml.recommendation_batches as b
-        where b.business_date = %(business_date)s and b.customer_id = k.customer_id and b.rank = 1
-            and b.model_version = %(model_version)s
-    )
+    where not exists (select 1 from {next} as r where r.customer_id = k.customer_id and r.rank = 1)
 ),
 
 events as (
