@@ -204,9 +204,11 @@ def build_checks(
             start = business_date - timedelta(days=late_window_days)
             if suite["table"] == "core.interactions":  # a partition of one event date
                 start = business_date
-            query = sql.SQL("select * from {{batch}} where {col} < {start}::date::timestamptz "
-                            "or {col} >= {end}::date::timestamptz + interval '1 hour'").format(
-                col=sql.Identifier(column), start=sql.Literal(start.isoformat()),
+            # "local": the column is a local time without zone (a till's day is the store's local day)
+            cast = sql.SQL("timestamp" if kwargs.get("local") else "timestamptz")
+            query = sql.SQL("select * from {{batch}} where {col} < {start}::date::{cast} "
+                            "or {col} >= {end}::date::{cast} + interval '1 hour'").format(
+                col=sql.Identifier(column), start=sql.Literal(start.isoformat()), cast=cast,
                 end=sql.Literal((business_date + timedelta(days=1)).isoformat()))
             exp = gxe.UnexpectedRowsExpectation(
                 unexpected_rows_query=query.as_string(conn),

@@ -108,6 +108,7 @@ def test_unmappable_renamed_column_is_quarantined_with_reason(tiny_world, clean_
     for entry in body["files"]:
         if entry["name"] == "pos.csv":
             entry["bytes"] = pos.stat().st_size
+            entry["sha256"] = hashlib.sha256(pos.read_bytes()).hexdigest()
     manifest.write_text(json.dumps(body))
     _ingest_day(world, DAY1, url, ("catalog", "stores", "fx_rates"))
     summary = ingest.ingest_source("store", DAY1, landing_dir=world, url=url)
@@ -150,12 +151,13 @@ def test_truncated_file_fails_and_keeps_the_previous_load(tiny_world, clean_ware
     path.write_bytes(path.read_bytes()[:-200])
     with pytest.raises(ingest.LandingError, match=r"events.ndjson.gz: \d+ bytes on disk but \d+ in _manifest.json"):
         ingest.ingest_source("web", DAY1, landing_dir=world, url=url)
-    # the sender "fixes" the manifest size but the gzip stream is still cut
+    # the sender "fixes" the manifest's size and checksum but the gzip stream is still cut
     manifest = path.parent / "_manifest.json"
     body = json.loads(manifest.read_text())
     for entry in body["files"]:
         if entry["name"] == path.name:
             entry["bytes"] = path.stat().st_size
+            entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     manifest.write_text(json.dumps(body))
     with pytest.raises(ingest.LandingError, match="events.ndjson.gz: corrupt or truncated gzip"):
         ingest.ingest_source("web", DAY1, landing_dir=world, url=url)

@@ -12,7 +12,7 @@ extracted as materialized (
     select
         raw_lines.*,
         nullif(fields ->> 'rate_date', '') as rate_date_text,
-        nullif(fields ->> 'currency', '') as currency,
+        upper(nullif(fields ->> 'currency', '')) as currency,
         nullif(fields ->> 'rate_to_eur', '') as rate_text
     from raw_lines
 ),
@@ -26,7 +26,7 @@ classified as (
             when currency is null then 'missing_field:currency'
             when rate_text is null then 'missing_field:rate_to_eur'
             when not ops.is_valid_input(rate_date_text, 'date') then 'invalid_date'
-            when not ops.is_valid_input(rate_text, 'numeric') or rate_text::numeric <= 0 then 'invalid_rate'
+            when not ops.is_valid_input(rate_text, 'numeric') or rate_text::numeric <= 0 or rate_text::numeric = 'NaN' then 'invalid_rate'
         end as reason
     from extracted
 ),

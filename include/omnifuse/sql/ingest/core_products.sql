@@ -22,8 +22,8 @@ extracted as materialized (
         nullif(fields ->> 'price', '') as price_text,
         upper(coalesce(nullif(fields ->> 'currency', ''), %(default_currency)s)) as currency,
         nullif(fields ->> 'stock', '') as stock_text,
-        lower(coalesce(fields ->> 'repeatable', 'false')) as repeatable_text,
-        lower(coalesce(fields ->> 'in_store', 'false')) as in_store_text
+        lower(coalesce(nullif(fields ->> 'repeatable', ''), 'false')) as repeatable_text,
+        lower(coalesce(nullif(fields ->> 'in_store', ''), 'false')) as in_store_text
     from raw_lines
 ),
 

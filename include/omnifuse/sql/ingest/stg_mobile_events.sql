@@ -1,13 +1,28 @@
 -- stg_mobile_events: type one arrival date of raw.mobile_events into staging.mobile_events.
 -- Grain of the output: one row per event id (first copy by file, line wins). Epoch milliseconds become UTC.
 -- The currency must have a rate in core.fx_rates (EUR always does); a missing currency is quarantined, never
--- assumed. Parameters: business_date, late_window_days, max_quantity, price_outlier_factor. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
+-- assumed; prices are checked against the catalog in EUR.
+-- Parameters: business_date, late_window_days, max_quantity, price_outlier_factor.
+-- Returns rows_staged, duplicates_dropped, quarantine_by_reason.
 with
 
 raw_lines as (
     select _batch_date, _source_file, _line_no, line, _parse_error
     from raw.mobile_events
     where _batch_date = %(business_date)s
+),
+
+latest_rates as (
+    select distinct on (currency) currency, rate_to_eur
+    from core.fx_rates
+    where rate_date <= %(business_date)s and currency <> 'EUR'
+    order by currency, rate_date desc
+),
+
+known_rates as (
+    select currency, rate_to_eur from latest_rates
+    union all
+    select 'EUR', 1
 ),
 
 parsed as materialized (
@@ -49,11 +64,13 @@ typed as (
         case when ops.is_valid_input(ts_text, 'bigint') then to_timestamp(ts_text::bigint / 1000.0) end as event_ts,
         case when ops.is_valid_input(price_text, 'numeric') then price_text::numeric end as price,
         case when ops.is_valid_input(quantity_text, 'integer') then quantity_text::integer end as quantity,
-        products.price_eur as catalog_price
+        products.price_eur as catalog_price,
+        rates.rate_to_eur
     from extracted
     left join event_types on event_types.source_event_type = extracted.source_event_type
     left join core.product_snapshots as products
         on products.snapshot_date = %(business_date)s and products.product_id = extracted.sku
+    left join known_rates as rates on rates.currency = extracted.currency
 ),
 
 classified as (
@@ -73,11 +90,9 @@ classified as (
             when price is null then 'invalid_price'
             when quantity is null or quantity <= 0 or quantity > %(max_quantity)s then 'invalid_quantity'
             when currency is null then 'missing_field:currency'
-            when currency <> 'EUR' and not exists (
-                select 1 from core.fx_rates as r where r.currency = typed.currency and r.rate_date <= %(business_date)s
-            ) then 'unknown_currency'
+            when rate_to_eur is null then 'unknown_currency'
             when catalog_price is null then 'unknown_sku'
-            when price < 0 or price > %(price_outlier_factor)s * catalog_price then 'invalid_price'
+            when price < 0 or price * rate_to_eur > %(price_outlier_factor)s * catalog_price then 'invalid_price'
             when event_ts >= (%(business_date)s::date + 1)::timestamptz + interval '1 hour' then 'clock_skew'
             when event_ts < (%(business_date)s::date - %(late_window_days)s::int)::timestamptz then 'too_late'
         end as reason
