@@ -186,17 +186,18 @@ def peer_recs(name: str, param: int | None, x: sp.csr_matrix, users: list[str], 
     return {c: item_ids[t].tolist() for c, t in zip(truth, top, strict=True)}
 
 
-def tune_and_fit(lines: pd.DataFrame, train_start: date, split: date, valid_days: int, test_end: date,
+def tune_and_fit(lines: pd.DataFrame, train_start: date, split: date, valid: tuple[date, date], test_end: date,
                  times: dict[str, float]) -> tuple[dict[str, dict], list[str], dict[str, set[str]]]:
-    """Each peer tuned on the validation days, refitted on the whole window, scored on the test days."""
+    """Each peer fitted before ``valid`` (first, last day), tuned on it, refitted on the whole window up to
+    ``split`` and scored on the days after it up to ``test_end``."""
     log = []
-    valid_start = split - timedelta(days=valid_days - 1)
+    valid_start, valid_end = valid
     x_fit, u_fit, i_fit = history_matrix(lines, train_start, valid_start - timedelta(days=1))
-    valid_truth = relevant(lines, valid_start, split, x_fit, u_fit, i_fit)
+    valid_truth = relevant(lines, valid_start, valid_end, x_fit, u_fit, i_fit)
     x, users, items = history_matrix(lines, train_start, split)
     test_truth = relevant(lines, split + timedelta(days=1), test_end, x, users, items)
     log.append(f"peers: fit {x_fit.shape[0]:,} customers x {x_fit.shape[1]:,} products ({x_fit.nnz:,} pairs), "
-               f"validation {valid_start} .. {split}: {len(valid_truth):,} customers; whole window "
+               f"validation {valid_start} .. {valid_end}: {len(valid_truth):,} customers; whole window "
                f"{x.shape[0]:,} x {x.shape[1]:,} ({x.nnz:,} pairs)")
     results: dict[str, dict] = {}
     for name in PEERS:
@@ -286,6 +287,44 @@ def warehouse_summary(url: str, business_date: date) -> list[str]:
     return out
 
 
+def validation_window(url: str, business_date: date, valid_days: int, split: date, unshift: int) -> tuple[date, date]:
+    """The peers' validation days (first, last; dates of the data set): omnifuse's own slice ``valid_date`` ..
+    the day before ``split_date`` of its last retrain when ``valid_days`` is 0 and one exists, else the last
+    ``valid_days`` (or 14) days up to ``split``."""
+    from omnifuse import warehouse
+
+    if valid_days <= 0:
+        try:
+            with warehouse.transaction(url) as cur:
+                cur.execute("select valid_date, split_date from ml.training_runs where business_date = %s "
+                            "order by started_at desc limit 1", (business_date,))
+                row = cur.fetchone()
+        except Exception:  # no retrain ran: fall back to a fixed slice
+            row = None
+        if row:
+            move = timedelta(days=unshift)
+            return row[0] + move, row[1] - timedelta(days=1) + move
+        valid_days = 14
+    return split - timedelta(days=valid_days - 1), split
+
+
+def repeat_share(recs: dict[str, list[str]], lines: pd.DataFrame, start: date, end: date,
+                 customers: list[str]) -> float:
+    """Share of the recommended items (of ``customers``) that the customer had bought in ``start`` .. ``end``:
+    they can never be hits under the new-items protocol."""
+    x, users, items = history_matrix(lines, start, end)
+    index = {c: r for r, c in enumerate(users)}
+    item_ids = np.array(items, dtype=object)
+    shown = repeats = 0
+    for cid in customers:
+        listed = recs.get(cid, [])[:K]
+        row = index.get(cid)
+        bought = set(item_ids[x[row].indices].tolist()) if row is not None else set()
+        shown += len(listed)
+        repeats += sum(1 for p in listed if p in bought)
+    return repeats / shown if shown else 0.0
+
+
 def published_recs(url: str, business_date: date) -> dict[str, list[str]]:
     from omnifuse import warehouse
 
@@ -310,7 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--src", type=Path, default=DEFAULT_SRC)
     parser.add_argument("--days", type=int, default=90, help="training window loaded through the DAGs")
     parser.add_argument("--test-days", type=int, default=31, help="days after the business date that are scored")
-    parser.add_argument("--valid-days", type=int, default=14, help="last days of the window the peers tune on")
+    parser.add_argument("--valid-days", type=int, default=0,
+                        help="the peers tune on the window's last N days; 0 (default): on omnifuse's own validation "
+                             "slice of that retrain (ml.training_runs), else the last 14 days")
     parser.add_argument("--empty", choices=["manifest", "header"], default="manifest",
                         help="shape of an empty delivery (web, mobile, social every day; store without sales)")
     parser.add_argument("--catalog-currency", choices=["auto", "GBP", "EUR"], default="auto",
@@ -371,13 +412,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reading the warehouse failed: {exc}")
         published = {}
 
-    peers, log, truth = tune_and_fit(lines, train_start, split, args.valid_days, test_end, times)
+    valid = validation_window(url, business_date, args.valid_days, split, -shift)
+    peers, log, truth = tune_and_fit(lines, train_start, split, valid, test_end, times)
     for line in log:
         print(line)
     started = time.perf_counter()
     pub = ranking_metrics(published, truth)
     times["evaluate published"] = time.perf_counter() - started
     covered = sum(1 for c in truth if published.get(c))
+    repeats = repeat_share(published, lines, train_start, split, list(truth))
     print()
     print(f"top-{K}, next {args.test_days} days of purchases, items already bought excluded, returns never hits; "
           f"{len(truth):,} customers")
@@ -392,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     best = max((n for n in peers if n != "popularity"), key=lambda n: peers[n]["ndcg"])
     ratio = pub["ndcg"] / peers[best]["ndcg"] if peers[best]["ndcg"] else float("nan")
     print(f"\npublished / best peer ({best}) NDCG@20: {ratio:.3f} (target >= 1.05); published lists for "
-          f"{covered:,} of {len(truth):,} evaluated customers")
+          f"{covered:,} of {len(truth):,} evaluated customers; {repeats:.1%} of their published items were "
+          "bought by them in the window (never hits under this protocol)")
     print("\nwall times:")
     for name, seconds in times.items():
         print(f"  {name:<48} {seconds:8.1f} s")
