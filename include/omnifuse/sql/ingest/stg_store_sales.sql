@@ -1,6 +1,7 @@
 -- stg_store_sales: type one arrival date of raw.store_sales (POS CSV, columns in raw.fields).
 -- Grain of the output: one row per (receipt_id, line_no). Store-local time is converted with the store's
--- time zone (core.stores); prices stay in the till currency and are checked against the catalog in EUR
+-- time zone (core.stores); local_time_note flags DST-ambiguous or non-existent local times (migration 0013);
+-- prices stay in the till currency and are checked against the catalog in EUR
 -- using the latest FX rate on or before the business date (core.fx_rates; EUR is always known).
 -- A negative quantity is a return or cancellation (kept; core.interactions makes it a `return`); a zero price
 -- is valid (free items). SKUs matching non_product_skus (postage, fees, adjustments) are staged as
@@ -65,7 +66,20 @@ typed as (
 converted as (
     select
         typed.*,
-        sold_at_local at time zone timezone as event_ts
+        sold_at_local at time zone timezone as event_ts,
+        -- a fall-back hour's local time reads back from two instants one hour apart (the conversion picks the
+        -- later); a spring-forward gap's local time reads back as another time (column comment: migration 0013)
+        case
+            when (sold_at_local at time zone timezone) at time zone timezone <> sold_at_local then 'nonexistent'
+            when ((sold_at_local - interval '1 hour') at time zone timezone) + interval '1 hour'
+                     <> sold_at_local at time zone timezone
+                 and (((sold_at_local - interval '1 hour') at time zone timezone) + interval '1 hour')
+                     at time zone timezone = sold_at_local then 'ambiguous'
+            when ((sold_at_local + interval '1 hour') at time zone timezone) - interval '1 hour'
+                     <> sold_at_local at time zone timezone
+                 and (((sold_at_local + interval '1 hour') at time zone timezone) - interval '1 hour')
+                     at time zone timezone = sold_at_local then 'ambiguous'
+        end as local_time_note
     from typed
 ),
 
@@ -126,11 +140,12 @@ quarantined as (
 staged as (
     insert into staging.store_sales (
         receipt_id, line_no, store_id, loyalty_card, sku, quantity, unit_price, currency, sold_at_local, event_ts,
-        is_late, line_kind, _batch_date, _source_file, _line_no
+        is_late, line_kind, _batch_date, _source_file, _line_no, local_time_note
     )
     select
         receipt_id, line_no, store_id, loyalty_card, sku, quantity, unit_price, currency, sold_at_local, event_ts,
-        event_ts < %(business_date)s::date::timestamptz, line_kind, _batch_date, _source_file, _line_no
+        event_ts < %(business_date)s::date::timestamptz, line_kind, _batch_date, _source_file, _line_no,
+        local_time_note
     from valid
     where copy_no = 1
     returning 1
