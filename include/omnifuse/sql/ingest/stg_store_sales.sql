@@ -38,7 +38,7 @@ extracted as materialized (
         nullif(fields ->> 'sku', '') as sku,
         nullif(fields ->> 'quantity', '') as quantity_text,
         nullif(fields ->> 'unit_price', '') as price_text,
-        nullif(fields ->> 'currency', '') as currency,
+        upper(nullif(fields ->> 'currency', '')) as currency,
         nullif(fields ->> 'sold_at', '') as ts_text,
         case when coalesce(fields ->> 'sku', '') ~* %(non_product_skus)s then 'non_product' else 'product' end
             as line_kind
@@ -51,7 +51,11 @@ typed as (
         case when ops.is_valid_input(line_no_text, 'integer') then line_no_text::integer end as line_no,
         case when ops.is_valid_input(quantity_text, 'integer') then quantity_text::integer end as quantity,
         case when ops.is_valid_input(price_text, 'numeric') then price_text::numeric end as unit_price,
-        case when ops.is_valid_input(ts_text, 'timestamp') then ts_text::timestamp end as sold_at_local,
+        -- ISO 8601 only (a shop's own format goes through its mapping): '02/11/2026' is not read as 11 February
+        case
+            when ts_text ~ '^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$'
+                and ops.is_valid_input(ts_text, 'timestamp') then ts_text::timestamp
+        end as sold_at_local,
         stores.timezone,
         stores.currency as store_currency,
         rates.rate_to_eur,
@@ -102,12 +106,14 @@ classified as (
             when rate_to_eur is null or currency <> store_currency then 'unknown_currency'
             when unit_price is null then 'invalid_price'
             when quantity is null or quantity = 0 or abs(quantity) > %(max_quantity)s then 'invalid_quantity'
-            when unit_price < 0 then 'invalid_price'
+            -- an adjustment line (bad debt, a discount) may carry any sign: it is money, not a product
             when line_kind = 'non_product' then null
+            when unit_price < 0 then 'invalid_price'
             when catalog_price is null then 'unknown_sku'
             when unit_price * rate_to_eur > %(price_outlier_factor)s * catalog_price then 'invalid_price'
-            when event_ts >= (%(business_date)s::date + 1)::timestamptz + interval '1 hour' then 'clock_skew'
-            when event_ts < (%(business_date)s::date - %(late_window_days)s::int)::timestamptz then 'too_late'
+            -- a till's business day is the store's local day (an evening sale in New York is past midnight UTC)
+            when sold_at_local >= (%(business_date)s::date + 1)::timestamp + interval '1 hour' then 'clock_skew'
+            when sold_at_local < (%(business_date)s::date - %(late_window_days)s::int)::timestamp then 'too_late'
         end as reason
     from converted
 ),
@@ -144,7 +150,7 @@ staged as (
     )
     select
         receipt_id, line_no, store_id, loyalty_card, sku, quantity, unit_price, currency, sold_at_local, event_ts,
-        event_ts < %(business_date)s::date::timestamptz, line_kind, _batch_date, _source_file, _line_no,
+        sold_at_local < %(business_date)s::date::timestamp, line_kind, _batch_date, _source_file, _line_no,
         local_time_note
     from valid
     where copy_no = 1
