@@ -92,6 +92,7 @@ candidates as (
 bought as (
     select distinct e.customer_id, e.product_id
     from events as e
+    join uncovered as u using (customer_id)
     join core.products as p using (product_id)
     where e.event_type = 'purchase' and not p.repeatable
 ),
@@ -101,7 +102,8 @@ allowed as (
            row_number() over (partition by c.customer_id, c.product_id order by c.priority, c.pos) as copy
     from candidates as c
     join core.products as p using (product_id)
-    where not exists (select 1 from bought as b where b.customer_id = c.customer_id and b.product_id = c.product_id)
+    -- a hashed NOT IN: with the views' poor estimates, NOT EXISTS became a nested loop over every candidate
+    where (c.customer_id, c.product_id) not in (select b.customer_id, b.product_id from bought as b)
 ),
 
 capped as (
