@@ -56,6 +56,12 @@ def record_alert(dag_id: str, task_id: str, run_id: str, try_number: int | None,
     """Write one ``ops.alerts`` row; returns the hint it recorded."""
     kind = type(error).__name__ if isinstance(error, BaseException) else ""
     hint = HINTS.get(kind, DEFAULT_HINT)
+    if kind == "AirflowSensorTimeout" and task_id.startswith("wait_for_"):
+        folder = task_id.removeprefix("wait_for_")
+        hint = (f"The {folder} delivery for {business_date or 'this date'} never came: "
+                f"<landing>/{folder}/{business_date or '<date>'}/_manifest.json is missing (the sender writes it "
+                "last). The other channels of the day were loaded, but the date is not built, validated or "
+                "announced until this delivery is loaded: ask the sender, then clear this task.")
     text = redact(f"{kind}: {error}" if kind else str(error or "task failed"))  # ops.alerts is widely read
     with warehouse.transaction(url) as cur:
         cur.execute(

@@ -337,11 +337,11 @@ def test_a_missing_channel_delivery_times_out_loads_the_others_and_builds_nothin
     assert _query(clean_warehouse, "select count(*) from core.interactions") == [(0,)]
     assert _query(clean_warehouse, "select count(*) from ops.quality_status where business_date = %s",
                   (DAY1,)) == [(0,)]
-    # the alert names the delivery only through its task id; its text is Airflow's generic timeout (see
-    # tests/README.md, scenario 8: the landing path is in the sensor's log lines, not in the alert)
-    alerts = _query(clean_warehouse, "select task_id, error from ops.alerts where dag_id = 'omnifuse_ingest'")
+    # the alert says which delivery never came, where its manifest should be, and what to do
+    alerts = _query(clean_warehouse, "select task_id, error, hint from ops.alerts where dag_id = 'omnifuse_ingest'")
     assert [a[0] for a in alerts] == ["wait_for_social"], alerts
     assert alerts[0][1].startswith("AirflowSensorTimeout: Sensor has timed out")
+    assert f"<landing>/social/{DAY1}/_manifest.json is missing" in alerts[0][2] and "clear this task" in alerts[0][2]
 
 
 # --- 3 and 5, with manifests that match their files (sha256 included) ----------------------------------------
