@@ -1,7 +1,7 @@
 """Real data through the real DAGs: published recommendations against plain peers, on a real retailer's history.
 
     .venv/bin/python bench/real_data.py [--src FILE] [--days 90] [--test-days 31] [--valid-days 14]
-                                        [--empty manifest|header] [--catalog-currency auto|GBP|EUR]
+                                        [--empty manifest|header] [--catalog-currency GBP|EUR]
                                         [--loader auto|backfill|dag-test]
 
 The data set is UCI "Online Retail II" (CC BY 4.0; see :mod:`omnifuse.realdata.online_retail` for where it
@@ -354,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                              "slice of that retrain (ml.training_runs), else the last 14 days")
     parser.add_argument("--empty", choices=["manifest", "header"], default="manifest",
                         help="shape of an empty delivery (web, mobile, social every day; store without sales)")
-    parser.add_argument("--catalog-currency", choices=["auto", "GBP", "EUR"], default="auto",
-                        help="auto: GBP unless the catalog staging SQL accepts EUR only")
+    parser.add_argument("--catalog-currency", choices=["GBP", "EUR"], default="GBP",
+                        help="currency of the catalog prices (EUR: converted at the delivered rate)")
     parser.add_argument("--loader", choices=["auto", "backfill", "dag-test"], default="auto",
                         help="auto: omnifuse.backfill when it exists, else omnifuse.cli.run_dag_days (dates shifted)")
     args = parser.parse_args(argv)
@@ -363,7 +363,6 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, float] = {}
 
     url = isolated_url("real-data")
-    from omnifuse import warehouse
     from omnifuse.cli import load_dag
     from omnifuse.config import load_settings
     from omnifuse.realdata import online_retail
@@ -385,8 +384,6 @@ def main(argv: list[str] | None = None) -> int:
         if train_start < start_date:
             shift = -(-(start_date - train_start).days // 7) * 7
     currency = args.catalog_currency
-    if currency == "auto":
-        currency = "EUR" if "currency <> 'EUR'" in warehouse.sql_text("ingest/core_products.sql") else "GBP"
     options = online_retail.ConvertOptions(shift_days=shift, empty=args.empty, catalog_currency=currency)
     started = time.perf_counter()
     summary = online_retail.convert(lines, settings.landing_dir, train_start, split, options)
