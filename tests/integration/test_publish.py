@@ -15,8 +15,9 @@ from omnifuse.retrain import retrain
 
 DAYS = [date(2026, 11, 2) + timedelta(days=i) for i in range(3)]
 D = DAYS[-1]
-MART = ("customer_recommendations", "similar_products", "bought_together", "customer_segments", "channel_daily",
-        "model_performance", "publish_log", "data_quality_daily", "customer_recommendations_history")
+MART = ("customer_recommendations", "recommendation_contributions", "similar_products", "bought_together",
+        "customer_segments", "channel_daily", "model_performance", "publish_log", "data_quality_daily",
+        "customer_recommendations_history")
 
 
 @pytest.fixture(scope="module")
