@@ -174,13 +174,22 @@ def _frame(cur: psycopg2.extensions.cursor, sql_name: str, params: dict | None =
     return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
 
 
+def _csv_field(column: pd.Series) -> pd.Series:
+    """Every present value quoted (so a landed identifier like ``\\N`` or an empty string stays a value), a
+    missing one as the unquoted empty field that CSV COPY reads as NULL."""
+    quoted = '"' + column.astype(str).str.replace('"', '""', regex=False) + '"'
+    return quoted.where(column.notna(), "")
+
+
 def _copy_map(cur: psycopg2.extensions.cursor, frame: pd.DataFrame, business_date: date) -> None:
-    buf = io.StringIO()
-    frame.assign(resolved_for=business_date).to_csv(buf, index=False, header=False, na_rep="\\N")
-    buf.seek(0)
+    out = frame.assign(resolved_for=business_date, linked_customers=frame["linked_customers"].astype("Int64"))
+    lines = _csv_field(out[MAP_COLUMNS[0]])
+    for name in [*MAP_COLUMNS[1:], "resolved_for"]:
+        lines = lines + "," + _csv_field(out[name])
+    buf = io.StringIO("\n".join(lines.tolist()) + ("\n" if len(lines) else ""))
     cur.copy_expert(
         "copy core.identity_map (identifier_type, identifier, customer_id, rule, status, linked_customers, "
-        "first_seen, last_seen, resolved_for) from stdin with (format csv, null '\\N')",
+        "first_seen, last_seen, resolved_for) from stdin with (format csv)",
         buf,
     )
 

@@ -171,3 +171,57 @@ def test_till_lines_real_shops_send(landing, clean_warehouse):
                                   ("R1", 3, "non_product")]
         cur.execute("select reason, detail from quarantine.store_sales order by reason")
         assert cur.fetchall()[1] == ("invalid_quantity", "quantity=80995")
+
+
+def test_an_identifier_spelled_like_copys_null_marker_stays_an_identifier(tiny_world, clean_warehouse, tmp_path):
+    import gzip
+    import json
+
+    from omnifuse.identity import resolve_identities
+
+    root = tmp_path / "landing"
+    for folder in ("catalog", "crm", "web"):
+        shutil.copytree(tiny_world / folder / D.isoformat(), root / folder / D.isoformat())
+    web = root / "web" / D.isoformat()
+    path = web / "events.ndjson.gz"
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    cookie = json.loads(lines[0])["cookie_id"]
+    text = "\n".join(lines).replace(f'"cookie_id":"{cookie}"', '"cookie_id":"\\\\N"') + "\n"
+    path.write_bytes(gzip.compress(text.encode()))
+    for other in web.glob("events-redelivery*"):
+        other.unlink()
+    write_manifest(web)
+    for name in ("fx_rates", "stores", "catalog", "crm", "web"):
+        ingest_source(name, D, landing_dir=root, url=clean_warehouse)
+    resolve_identities(D, url=clean_warehouse)
+    with warehouse.transaction(clean_warehouse) as cur:
+        cur.execute("select count(*) from staging.web_events where cookie_id = %s", ("\\N",))
+        assert cur.fetchone()[0] > 0
+        cur.execute("select identifier, status from core.identity_map where identifier_type = 'cookie_id' "
+                    "and identifier = %s", ("\\N",))
+        assert len(cur.fetchall()) == 1
+        cur.execute("select count(*) from core.identity_map where identifier is null")
+        assert cur.fetchone()[0] == 0
+
+
+def test_a_purchase_without_a_quantity_is_quarantined_a_view_is_one_item(tiny_world, clean_warehouse, landing):
+    import gzip
+    import json
+
+    source = tiny_world / "web" / D.isoformat() / "events.ndjson.gz"
+    events = [json.loads(x) for x in gzip.decompress(source.read_bytes()).decode().splitlines()[:400]
+              if x.startswith("{") and x.endswith("}")]
+    view = next(e for e in events if e["type"] == "product_view" and e["product"].get("sku"))
+    purchase = next(e for e in events if e["type"] == "checkout_complete" and e["product"].get("sku"))
+    for event in (view, purchase):
+        del event["product"]["quantity"]
+    folder = landing / "web" / D.isoformat()
+    folder.mkdir(parents=True)
+    (folder / "events.ndjson.gz").write_bytes(gzip.compress(
+        (json.dumps(view) + "\n" + json.dumps(purchase) + "\n").encode()))
+    write_manifest(folder)
+    summary = ingest_source("web", D, landing_dir=landing, url=clean_warehouse)
+    assert summary["quarantine_by_reason"] == {"missing_field:quantity": 1} and summary["rows_staged"] == 1
+    with warehouse.transaction(clean_warehouse) as cur:
+        cur.execute("select event_type, quantity from staging.web_events")
+        assert cur.fetchall() == [("view", 1)]

@@ -54,6 +54,9 @@ def _required_everywhere(schema: dict) -> set[str]:
     for prop in schema.get("properties", {}).values():
         if isinstance(prop, dict) and prop.get("type") == "object":
             found |= _required_everywhere(prop)
+    for rule in schema.get("allOf", ()):  # required for some event types only (if/then)
+        for prop in rule.get("then", {}).get("properties", {}).values():
+            found |= set(prop.get("required", ()))
     return found
 
 

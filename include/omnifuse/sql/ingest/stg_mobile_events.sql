@@ -42,7 +42,9 @@ extracted as materialized (
         nullif(doc ->> 'user_id', '') as customer_id,
         nullif(doc #>> '{properties,sku}', '') as sku,
         doc #>> '{properties,price}' as price_text,
+        -- a view or click without a quantity is one item; a cart or purchase line must say how many
         coalesce(doc #>> '{properties,quantity}', '1') as quantity_text,
+        doc #>> '{properties,quantity}' is null as quantity_missing,
         upper(nullif(doc #>> '{properties,currency}', '')) as currency,
         doc #>> '{app,version}' as app_version,
         doc #>> '{app,os}' as os
@@ -86,6 +88,7 @@ classified as (
             when device_id is null then 'missing_field:device_id'
             when price_text is null then 'missing_field:price'
             when event_type is null then 'unknown_event_type'
+            when quantity_missing and event_type in ('add_to_cart', 'purchase') then 'missing_field:quantity'
             when event_ts is null then 'invalid_timestamp'
             when price is null then 'invalid_price'
             when quantity is null or quantity <= 0 or quantity > %(max_quantity)s then 'invalid_quantity'

@@ -106,14 +106,14 @@ classified as (
             when rate_to_eur is null or currency <> store_currency then 'unknown_currency'
             when unit_price is null then 'invalid_price'
             when quantity is null or quantity = 0 or abs(quantity) > %(max_quantity)s then 'invalid_quantity'
-            -- an adjustment line (bad debt, a discount) may carry any sign: it is money, not a product
+            -- a till's business day is the store's local day (an evening sale in New York is past midnight UTC)
+            when sold_at_local >= (%(business_date)s::date + 1)::timestamp + interval '1 hour' then 'clock_skew'
+            when sold_at_local < (%(business_date)s::date - %(late_window_days)s::int)::timestamp then 'too_late'
+            -- an adjustment line (bad debt, a discount) may carry any price: it is money, not a product
             when line_kind = 'non_product' then null
             when unit_price < 0 then 'invalid_price'
             when catalog_price is null then 'unknown_sku'
             when unit_price * rate_to_eur > %(price_outlier_factor)s * catalog_price then 'invalid_price'
-            -- a till's business day is the store's local day (an evening sale in New York is past midnight UTC)
-            when sold_at_local >= (%(business_date)s::date + 1)::timestamp + interval '1 hour' then 'clock_skew'
-            when sold_at_local < (%(business_date)s::date - %(late_window_days)s::int)::timestamp then 'too_late'
         end as reason
     from converted
 ),

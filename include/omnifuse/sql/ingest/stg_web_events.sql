@@ -28,7 +28,9 @@ extracted as materialized (
         nullif(doc ->> 'customer_id', '') as customer_id,
         nullif(doc #>> '{product,sku}', '') as sku,
         doc #>> '{product,price}' as price_text,
+        -- a view or click without a quantity is one item; a cart or purchase line must say how many
         coalesce(doc #>> '{product,quantity}', '1') as quantity_text,
+        doc #>> '{product,quantity}' is null as quantity_missing,
         doc #>> '{context,page}' as page,
         doc #>> '{context,referrer}' as referrer,
         doc #>> '{context,user_agent}' as user_agent
@@ -70,6 +72,7 @@ classified as (
             when cookie_id is null then 'missing_field:cookie_id'
             when price_text is null then 'missing_field:price'
             when event_type is null then 'unknown_event_type'
+            when quantity_missing and event_type in ('add_to_cart', 'purchase') then 'missing_field:quantity'
             when event_ts is null then 'invalid_timestamp'
             when price is null then 'invalid_price'
             when quantity is null or quantity <= 0 or quantity > %(max_quantity)s then 'invalid_quantity'
