@@ -384,7 +384,8 @@ def _day_events(w: _World, day_index: int, day: date) -> _DayEvents:
     card = np.where(use_dup, w.dup_card[cust], card)
     store = {
         "sess": sess, "line": i_pos[idx] + 1, "cust": cust, "card": card, "prod": i_prod[idx],
-        "store": w.home_store[cust], "ts_ms": day_ms + i_ts[idx] * 1000,
+        # tills close before local midnight: a basket rung up late stays in the store's local day (UTC+2 in summer)
+        "store": w.home_store[cust], "ts_ms": day_ms + np.minimum(i_ts[idx], 82_799) * 1000,
         "qty": np.where(w.wholesale[cust], WHOLESALE_QUANTITIES[rng.integers(0, len(WHOLESALE_QUANTITIES),
                                                                             size=len(idx))],
                         1 + (rng.random(len(idx)) < 0.2) * rng.integers(1, 3, size=len(idx))),
