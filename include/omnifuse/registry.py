@@ -51,13 +51,14 @@ def current_champion(url: str | None = None) -> tuple[str, Path, date]:
 
     The folder holds ``fused/`` (the served fit, refitted up to the business date) and ``dataset.npz``.
     """
-    champ = _champion(url)
+    champ = champion_info(url)
     if champ is None:
         raise LookupError("ml.model_registry has no champion yet: run omnifuse_retrain first.")
     return champ.model_version, champ.artifact_path, champ.business_date
 
 
-def _champion(url: str | None, cur=None) -> Champion | None:
+def champion_info(url: str | None, cur=None) -> Champion | None:
+    """The champion with its split date, or None (``cur``: read inside the caller's transaction)."""
     query = ("select g.model_version, g.artifact_path, g.business_date, r.split_date from ml.model_registry g "
              "join ml.training_runs r using (run_id) where g.status = 'champion'")
     if cur is not None:
@@ -165,7 +166,7 @@ def record(cur, *, run_id: str, business_date: date, variant: str, base_models: 
     Raises ``RuntimeError`` (retry) if the champion changed since the decision was taken.
     """
     cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (LOCK,))
-    now = _champion(None, cur)
+    now = champion_info(None, cur)
     if (now.model_version if now else None) != expected_champion:
         raise RuntimeError(f"the champion changed while {run_id} was gated ({expected_champion} -> "
                            f"{now.model_version if now else None}); retry the gate.")
@@ -185,7 +186,7 @@ def record(cur, *, run_id: str, business_date: date, variant: str, base_models: 
          train_start, split_date - timedelta(days=1), train_start, business_date,
          decision.previous if decision.promote else None, forced),
     )
-    now = _champion(None, cur)
+    now = champion_info(None, cur)
     return now.model_version if now else None
 
 
@@ -196,7 +197,7 @@ def existing(url: str | None, run_id: str) -> dict | None:
         row = cur.fetchone()
     if row is None:
         return None
-    champ = _champion(url)
+    champ = champion_info(url)
     return {"run_id": run_id, "business_date": row[2].isoformat(), "promoted": row[0] in ("champion", "retired"),
             "champion": champ.model_version if champ else None, "reason": row[1]}
 
@@ -244,5 +245,5 @@ def cli_model(action: str, url: str | None = None) -> int:
     return 0
 
 
-__all__ = ["ArtifactError", "Champion", "Decision", "champion_on_holdout", "cli_model", "current_champion", "existing",
-           "judge", "record", "rollback"]
+__all__ = ["ArtifactError", "Champion", "Decision", "champion_info", "champion_on_holdout", "cli_model",
+           "current_champion", "existing", "judge", "record", "rollback"]

@@ -287,7 +287,7 @@ def gate_champion(run_id: str, *, url: str | None = None, margin: float | None =
     p_recs, _ = pop.recommend(holdout.train, holdout.users, TOP_K, exclude=holdout.exclude)
     popularity = _ndcg10(p_recs, holdout)
 
-    champ = registry._champion(url)
+    champ = registry.champion_info(url)
     older = None
     versus = None
     unscored = None
