@@ -82,7 +82,7 @@ class Settings:
     seed: int
     mart_retention_days: int
     max_quantity: int = 10_000
-    price_outlier_factor: float = 20.0
+    price_outlier_factor: float = 100.0
     max_price_eur: float = 100_000.0
     non_product_skus: str = (r"^(POST|POSTAGE|DOT|M|D|S|B|C2|CRUK|PADS|BANK CHARGES|AMAZONFEE|ADJUST.*|FEE.*"
                              r"|SHIPPING.*)$")
@@ -129,7 +129,8 @@ def load_settings() -> Settings:
     - ``OMNIFUSE_MAX_QUANTITY``: a line whose absolute quantity exceeds this is quarantined as
       ``invalid_quantity`` (default 10,000: wholesale lines of hundreds are normal, 80,995 is not).
     - ``OMNIFUSE_PRICE_OUTLIER_FACTOR``: a till or web price above this many times the catalog price (both in
-      EUR) is ``invalid_price`` (default 20).
+      EUR) is ``invalid_price`` (default 100: real catalogs hold one price while tills sell at many; the absurd
+      prices it is for are x1000 typos).
     - ``OMNIFUSE_MAX_PRICE_EUR``: the highest catalog price accepted, in EUR (default 100,000).
     - ``OMNIFUSE_NON_PRODUCT_SKUS``: a case-insensitive regular expression of till SKUs that are not products
       (postage, fees, bank charges, manual adjustments): staged as ``line_kind = 'non_product'``, never an
@@ -166,7 +167,7 @@ def load_settings() -> Settings:
         seed=int(os.environ.get("OMNIFUSE_SEED", "7")),
         mart_retention_days=int(os.environ.get("OMNIFUSE_MART_RETENTION_DAYS", "30")),
         max_quantity=int(os.environ.get("OMNIFUSE_MAX_QUANTITY", "10000")),
-        price_outlier_factor=float(os.environ.get("OMNIFUSE_PRICE_OUTLIER_FACTOR", "20")),
+        price_outlier_factor=float(os.environ.get("OMNIFUSE_PRICE_OUTLIER_FACTOR", "100")),
         max_price_eur=float(os.environ.get("OMNIFUSE_MAX_PRICE_EUR", "100000")),
         non_product_skus=os.environ.get("OMNIFUSE_NON_PRODUCT_SKUS", Settings.non_product_skus),
         default_currency=os.environ.get("OMNIFUSE_DEFAULT_CURRENCY", "EUR").upper(),
