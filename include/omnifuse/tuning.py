@@ -2,7 +2,8 @@
 
 Each model has a short list of candidate settings (its defaults first) over the few parameters that matter:
 EASE's λ; item-kNN's neighbourhood and shrinkage; PureSVD's factors; popularity's half-life; the two-tower's
-width and steps; association rules' minimum support. Trials run in that fixed order, each fitted before the
+width, steps and in-batch negatives (batch size); association rules' minimum support. Trials run in that
+fixed order, each fitted before the
 validation slice and scored by NDCG@10 on it; a trial starts only while the time spent plus the slowest trial
 so far fits in the budget (the defaults always run: fusion needs that fit anyway). The best mean wins (ties:
 the earlier trial). Fits are seeded, so the same data, seed and number of completed trials give the same
@@ -26,7 +27,7 @@ GRIDS: dict[str, list[dict]] = {
     "pure_svd": [{}, {"factors": 32}, {"factors": 128}, {"factors": 16}],
     "ease": [{}, {"l2": 50.0}, {"l2": 500.0}, {"l2": 1000.0}, {"l2": 20.0}],
     "assoc_rules": [{}, {"min_support_count": 1}, {"min_support_count": 3}],
-    "two_tower": [{}, {"dim": 64}, {"max_steps": 500}, {"dim": 16, "max_steps": 3000}],
+    "two_tower": [{}, {"dim": 64}, {"batch_size": 2048}, {"max_steps": 500}, {"dim": 16, "max_steps": 3000}],
 }
 
 
