@@ -3,11 +3,11 @@
 Each model has a short list of candidate settings (its defaults first) over the few parameters that matter:
 EASE's λ; item-kNN's neighbourhood and shrinkage; PureSVD's factors; popularity's half-life; the two-tower's
 width, steps and in-batch negatives (batch size); association rules' minimum support. Trials run in that
-fixed order, each fitted before the
-validation slice and scored by NDCG@10 on it; a trial starts only while the time spent plus the slowest trial
-so far fits in the budget (the defaults always run: fusion needs that fit anyway). The best mean wins (ties:
-the earlier trial). Fits are seeded, so the same data, seed and number of completed trials give the same
-choice; a budget that lets every trial run makes the choice independent of machine speed.
+fixed order, each fitted before the validation slice and scored by NDCG@10 on it; a trial starts only while
+the time spent plus the slowest trial so far fits in the budget (the defaults always run: fusion needs that
+fit anyway). The best mean wins (ties: the earlier trial). Fits are seeded, so the same data, seed and number
+of completed trials give the same choice; a budget that lets every trial run makes the choice independent of
+machine speed.
 """
 
 from __future__ import annotations
