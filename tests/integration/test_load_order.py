@@ -75,3 +75,27 @@ def test_dates_loaded_out_of_order_equal_dates_loaded_in_order(week, warehouse_u
     shuffled = _digests(warehouse_url)
     assert {t: d for t, d in shuffled.items() if d != in_order[t]} == {}
     _reset(warehouse_url)
+
+
+def test_two_runs_of_one_date_at_once_are_serialized(week, warehouse_url):
+    """Scenario 10: the whole day's work started twice at the same moment, in two processes, gives the tables
+    one run gives (every write holds its (source, date) or interactions lock for its transaction)."""
+    import os
+    import subprocess
+    import sys
+
+    _reset(warehouse_url)
+    run_day(DAYS[0], week, warehouse_url)
+    once = _digests(warehouse_url)
+    _reset(warehouse_url)
+    code = ("import sys; from datetime import date; from pathlib import Path; from omnifuse.daily import run_day; "
+            "run_day(date.fromisoformat(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])")
+    env = {**os.environ, "OMNIFUSE_WAREHOUSE_URL": warehouse_url}
+    procs = [subprocess.Popen([sys.executable, "-c", code, DAYS[0].isoformat(), str(week), warehouse_url], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    twice = _digests(warehouse_url)
+    # the gates' own results are per run (ops.dq_results); everything the load owns is as one run left it
+    assert {t: d for t, d in twice.items() if d != once[t]} == {}
+    _reset(warehouse_url)
