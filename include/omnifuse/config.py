@@ -90,6 +90,8 @@ class Settings:
     mapping_dir: Path | None = None
     data_docs: str = "always"
     max_quarantine_share: float = 0.5
+    max_per_category: int = 4
+    store_boost: float = 0.3
 
     @property
     def pgdata(self) -> Path:
@@ -140,6 +142,9 @@ def load_settings() -> Settings:
       ``$OMNIFUSE_LANDING_DIR/_mappings``; see ``docs/landing.md``).
     - ``OMNIFUSE_MAX_QUARANTINE_SHARE``: the staging gate blocks a channel-day when more than this share of its
       lines was quarantined (default 0.5: a broken export, not a few bad rows).
+    - ``OMNIFUSE_MAX_PER_CATEGORY`` / ``OMNIFUSE_STORE_BOOST``: the business rules of a newly trained model: at
+      most this many products of one category in a customer's list (default 4), and the boost of products the
+      stores carry, in proportion to the customer's store share (default 0.3).
     - ``OMNIFUSE_DATA_DOCS``: when the quality gates build Great Expectations Data Docs: ``always`` (default),
       ``on_failure`` (what ``omnifuse backfill`` uses: a year of history renders only the days that need a look)
       or ``never``.
@@ -172,6 +177,8 @@ def load_settings() -> Settings:
         non_product_skus=os.environ.get("OMNIFUSE_NON_PRODUCT_SKUS", Settings.non_product_skus),
         default_currency=os.environ.get("OMNIFUSE_DEFAULT_CURRENCY", "EUR").upper(),
         max_quarantine_share=float(os.environ.get("OMNIFUSE_MAX_QUARANTINE_SHARE", "0.5")),
+        max_per_category=int(os.environ.get("OMNIFUSE_MAX_PER_CATEGORY", "4")),
+        store_boost=float(os.environ.get("OMNIFUSE_STORE_BOOST", "0.3")),
         data_docs=_choice("OMNIFUSE_DATA_DOCS", "always", ("always", "on_failure", "never")),
         mapping_dir=Path(os.environ["OMNIFUSE_MAPPING_DIR"]).resolve() if os.environ.get("OMNIFUSE_MAPPING_DIR")
         else None,

@@ -76,6 +76,14 @@ class Rules:
     max_per_category: int = 4
     store_boost: float = 0.3
 
+    @classmethod
+    def from_settings(cls) -> Rules:
+        """The rules of a new model: ``OMNIFUSE_MAX_PER_CATEGORY`` and ``OMNIFUSE_STORE_BOOST``."""
+        from omnifuse.config import load_settings
+
+        s = load_settings()
+        return cls(max_per_category=s.max_per_category, store_boost=s.store_boost)
+
 
 @dataclass
 class Candidates:
@@ -314,7 +322,7 @@ class FusedModel:
         self.models = models
         self.variant = variant
         self.learner = learner
-        self.rules = rules or Rules()
+        self.rules = rules or Rules.from_settings()
         self.n_candidates = n_candidates
         self.use = list(use) if use else list(models)
         if variant == "single" and len(self.use) != 1:
