@@ -92,6 +92,7 @@ class Settings:
     max_quarantine_share: float = 0.5
     max_per_category: int = 4
     store_boost: float = 0.3
+    recommend_repeats: bool = False
 
     @property
     def pgdata(self) -> Path:
@@ -145,6 +146,10 @@ def load_settings() -> Settings:
     - ``OMNIFUSE_MAX_PER_CATEGORY`` / ``OMNIFUSE_STORE_BOOST``: the business rules of a newly trained model: at
       most this many products of one category in a customer's list (default 4), and the boost of products the
       stores carry, in proportion to the customer's store share (default 0.3).
+    - ``OMNIFUSE_RECOMMEND_REPEATS``: ``0`` (default) publishes products the customer has not bought; ``1`` lets
+      a list hold products the customer already bought when customers buy them again (learnt repeat rates). On
+      Online Retail II, repeats took 18 % of the slots and the published NDCG@20 on new purchases was 0.113
+      with them, 0.155 without.
     - ``OMNIFUSE_DATA_DOCS``: when the quality gates build Great Expectations Data Docs: ``always`` (default),
       ``on_failure`` (what ``omnifuse backfill`` uses: a year of history renders only the days that need a look)
       or ``never``.
@@ -179,6 +184,7 @@ def load_settings() -> Settings:
         max_quarantine_share=float(os.environ.get("OMNIFUSE_MAX_QUARANTINE_SHARE", "0.5")),
         max_per_category=int(os.environ.get("OMNIFUSE_MAX_PER_CATEGORY", "4")),
         store_boost=float(os.environ.get("OMNIFUSE_STORE_BOOST", "0.3")),
+        recommend_repeats=os.environ.get("OMNIFUSE_RECOMMEND_REPEATS", "0").strip().lower() in ("1", "true", "yes"),
         data_docs=_choice("OMNIFUSE_DATA_DOCS", "always", ("always", "on_failure", "never")),
         mapping_dir=Path(os.environ["OMNIFUSE_MAPPING_DIR"]).resolve() if os.environ.get("OMNIFUSE_MAPPING_DIR")
         else None,

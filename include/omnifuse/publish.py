@@ -219,7 +219,8 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
             for table in SWAPPED:
                 _create_next(cur, table)
             params = {"business_date": business_date, "model_version": version, "top_k": top_k,
-                      "max_per_category": fused.rules.max_per_category}
+                      "max_per_category": fused.rules.max_per_category,
+                      "recommend_repeats": settings.recommend_repeats}
             _copy(cur, "customer_segments", build_segments(cur, business_date, settings.seed))
             phases["segments"] = lap()
             for table in FROM_SQL:

@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from omnifuse import warehouse
+from omnifuse.config import load_settings
 from omnifuse.features import CHANNELS, Dataset
 from omnifuse.fusion import FusedModel
 
@@ -256,7 +257,10 @@ def score_batch(business_date, batch: int, model_version: str, *, url: str | Non
     Returns a reference: batch, customers, rows and the model_version used."""
     fused, data = load_model(model_version, url)
     users = np.arange(batch * batch_size, min((batch + 1) * batch_size, data.n_users))
-    exclude = data.bought().multiply(~data.repeatable[None, :]).tocsr()
+    # products the customer bought are left out unless repeat purchases are recommended and the product is
+    # one customers buy again (repeat rates learnt from the data)
+    repeats = load_settings().recommend_repeats
+    exclude = (data.bought().multiply(~data.repeatable[None, :]) if repeats else data.bought()).tocsr()
     with warehouse.transaction(url) as cur:
         cur.execute("select product_id, name, stock from core.products")
         catalog = cur.fetchall()

@@ -404,3 +404,20 @@ def test_a_customer_the_champion_does_not_know_gets_their_segments_favourites(pu
             cur.execute("insert into ml.recommendation_batches select * from public.kept_batch")
             cur.execute("drop table public.kept_batch")
     publish_mart(D, url=published)
+
+
+def test_published_lists_hold_new_products_unless_repeats_are_asked_for(published, monkeypatch):
+    """OMNIFUSE_RECOMMEND_REPEATS=0 (default): no product the customer bought in the window is recommended;
+    =1: products customers buy again may come back."""
+    bought = ("select count(*) from mart.customer_recommendations as r where exists ("
+              "select 1 from core.usable_interactions as i where i.customer_id = r.customer_id "
+              "and i.product_id = r.product_id and i.event_type = 'purchase' and i.event_date <= %s)")
+    assert _rows(published, bought, (D,)) == [(0,)]
+    monkeypatch.setenv("OMNIFUSE_RECOMMEND_REPEATS", "1")
+    try:
+        publish_date(D, url=published)
+        assert _rows(published, bought, (D,))[0][0] > 0
+    finally:
+        monkeypatch.delenv("OMNIFUSE_RECOMMEND_REPEATS")
+        publish_date(D, url=published)
+    assert _rows(published, bought, (D,)) == [(0,)]

@@ -4,8 +4,10 @@
 -- distinct buyers, then distinct interested customers (sessions for anonymous traffic), over the 90 days up to
 -- the business date (usable dates only); in stock, not already bought unless repeatable, at most
 -- max_per_category per category. Grain: one row per (customer_id, rank); score = 1 / rank.
--- Parameters: business_date, model_version, top_k, max_per_category. {next}: the recommendations being built
--- (personalised rows and primary key already in), {segments}: the segments being built.
+-- Parameters: business_date, model_version, top_k, max_per_category, recommend_repeats
+-- (OMNIFUSE_RECOMMEND_REPEATS: a bought product may come back when the catalog says it is repeatable).
+-- {next}: the recommendations being built (personalised rows and primary key already in), {segments}: the
+-- segments being built.
 insert into {next} (business_date, customer_id, rank, product_id, score, reason, contributing_models, model_version,
                     source, evidence_product_id)
 with
@@ -94,7 +96,7 @@ bought as (
     from events as e
     join uncovered as u using (customer_id)
     join core.products as p using (product_id)
-    where e.event_type = 'purchase' and not p.repeatable
+    where e.event_type = 'purchase' and not (p.repeatable and %(recommend_repeats)s)
 ),
 
 allowed as (
