@@ -311,8 +311,11 @@ def _partition(schema: str, table: str, business_date: date) -> sql.Identifier:
 def _fresh_partition(cur, schema: str, table: str, business_date: date) -> sql.Identifier:
     """Create the partition of ``schema.table`` for the date if needed, and empty it (this transaction owns it)."""
     part = _partition(schema, table, business_date)
-    # attach, not "partition of": readers of the other dates never queue behind a load (warehouse.ensure_partition)
-    warehouse.ensure_partition(cur, sql.Identifier(schema, table), part, business_date.isoformat())
+    cur.execute(
+        sql.SQL("create table if not exists {} partition of {} for values in ({})").format(
+            part, sql.Identifier(schema, table), sql.Literal(business_date.isoformat())
+        )
+    )
     cur.execute(sql.SQL("truncate {}").format(part))
     return part
 

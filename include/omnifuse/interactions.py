@@ -36,7 +36,11 @@ def _partition(event_date: date) -> sql.Identifier:
 
 def _fresh_partition(cur: psycopg2.extensions.cursor, event_date: date) -> None:
     part = _partition(event_date)
-    warehouse.ensure_partition(cur, sql.Identifier("core", "interactions"), part, event_date.isoformat())
+    cur.execute(
+        sql.SQL("create table if not exists {} partition of core.interactions for values in ({})").format(
+            part, sql.Literal(event_date.isoformat())
+        )
+    )
     cur.execute(sql.SQL("truncate {}").format(part))
     cur.execute("delete from quarantine.interactions where event_date = %s", (event_date,))
 
