@@ -15,22 +15,16 @@ from omnifuse.interactions import build_interactions
 LOAD_ORDER = ("fx_rates", "stores", "catalog", "crm", "web", "mobile", "social", "store")
 
 
-def run_day(business_date: date, landing_dir: Path, url: str | None = None, *, gates: bool = True) -> dict[str, dict]:
+def run_day(business_date: date, landing_dir: Path, url: str | None = None) -> dict[str, dict]:
     """Load every source, run the staging gate, resolve identities, rebuild interactions and run the core gate
-    for one date; returns each step's summary.
-
-    ``gates=False`` skips both Great Expectations gates: then no batch of the date counts as passed, so
-    ``core.interactions`` is built from the batches that passed earlier only (what a blocked date looks like).
-    """
+    for one date; returns each step's summary (a gate that blocks the date raises, as in the DAG)."""
     from omnifuse.quality import run_gate
 
     out: dict[str, dict] = {}
     for name in LOAD_ORDER:
         out[name] = ingest_source(name, business_date, landing_dir=landing_dir, url=url)
-    if gates:
-        out["staging_gate"] = run_gate("staging", business_date, url=url, run_id="daily")
+    out["staging_gate"] = run_gate("staging", business_date, url=url, run_id="daily")
     out["identity"] = resolve_identities(business_date, url=url)
     out["interactions"] = build_interactions(business_date, url=url)
-    if gates:
-        out["core_gate"] = run_gate("core", business_date, url=url, run_id="daily")
+    out["core_gate"] = run_gate("core", business_date, url=url, run_id="daily")
     return out
