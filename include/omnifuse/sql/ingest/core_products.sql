@@ -27,13 +27,6 @@ extracted as materialized (
     from raw_lines
 ),
 
-rates as (
-    select distinct on (currency) currency, rate_to_eur
-    from core.fx_rates
-    where rate_date <= %(business_date)s
-    order by currency, rate_date desc
-),
-
 classified as (
     select
         extracted.*,
@@ -54,7 +47,7 @@ classified as (
                 then 'invalid_boolean'
         end as reason
     from extracted
-    left join rates on rates.currency = extracted.currency
+    left join core.known_rates(%(business_date)s) as rates on rates.currency = extracted.currency
 ),
 
 valid as (

@@ -12,19 +12,6 @@ raw_lines as (
     where _batch_date = %(business_date)s
 ),
 
-latest_rates as (
-    select distinct on (currency) currency, rate_to_eur
-    from core.fx_rates
-    where rate_date <= %(business_date)s and currency <> 'EUR'
-    order by currency, rate_date desc
-),
-
-known_rates as (
-    select currency, rate_to_eur from latest_rates
-    union all
-    select 'EUR', 1
-),
-
 parsed as materialized (
     select
         raw_lines.*,
@@ -72,7 +59,7 @@ typed as (
     left join event_types on event_types.source_event_type = extracted.source_event_type
     left join core.product_snapshots as products
         on products.snapshot_date = %(business_date)s and products.product_id = extracted.sku
-    left join known_rates as rates on rates.currency = extracted.currency
+    left join core.known_rates(%(business_date)s) as rates on rates.currency = extracted.currency
 ),
 
 classified as (

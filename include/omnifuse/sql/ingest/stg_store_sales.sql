@@ -15,19 +15,6 @@ raw_lines as (
     where _batch_date = %(business_date)s
 ),
 
-rates as (
-    select distinct on (currency) currency, rate_to_eur
-    from core.fx_rates
-    where rate_date <= %(business_date)s and currency <> 'EUR'
-    order by currency, rate_date desc
-),
-
-known_rates as (
-    select currency, rate_to_eur from rates
-    union all
-    select 'EUR', 1
-),
-
 extracted as materialized (
     select
         raw_lines.*,
@@ -62,7 +49,7 @@ typed as (
         products.price_eur as catalog_price
     from extracted
     left join core.stores as stores on stores.store_id = extracted.store_id
-    left join known_rates as rates on rates.currency = extracted.currency
+    left join core.known_rates(%(business_date)s) as rates on rates.currency = extracted.currency
     left join core.product_snapshots as products
         on products.snapshot_date = %(business_date)s and products.product_id = extracted.sku
 ),
