@@ -17,19 +17,16 @@ MANIFEST = "_manifest.json"
 
 def data_lines(path: Path) -> int:
     """Data lines as ingest counts them: NDJSON (``.gz``) lines, or CSV records after the header."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
+    if path.suffix != ".gz":
+        from omnifuse.landing_csv import count_records
+
+        return count_records(path)
+    with gzip.open(path, "rb") as fh:
         count, last = 0, b"\n"
         while block := fh.read(8 << 20):
             count += block.count(b"\n")
             last = block[-1:]
-    if last != b"\n":
-        count += 1  # a last line without its newline
-    if path.suffix == ".gz":
-        return count
-    from omnifuse.landing_csv import count_records
-
-    return count_records(path)
+    return count + (last != b"\n")  # a last line without its newline counts too
 
 
 def entry(path: Path) -> dict[str, object]:
