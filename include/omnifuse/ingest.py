@@ -9,11 +9,15 @@ replaces exactly what the run owns and a failure leaves the previous load in pla
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import logging
+import os
+import re
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -28,14 +32,29 @@ from psycopg2 import sql
 
 from omnifuse import sources, warehouse
 from omnifuse.config import load_settings
-from omnifuse.landing_csv import Mapping, apply_mapping, load_mapping, parse_record, split_records
+from omnifuse.landing_csv import Mapping, apply_mapping, iter_records, load_mapping, parse_record, read_blocks
 from omnifuse.rules import staging_params
 from omnifuse.sources import Source
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
-_BLOCK = 8 << 20  # decompressed bytes handed to COPY per step
+#: Setting: megabytes of a landed file read (and, for gzip, decompressed) per step. Peak memory of a load is a
+#: small multiple of it, whatever the size of the files.
+BLOCK_MB_ENV = "OMNIFUSE_INGEST_BLOCK_MB"
+_BLOCK = 8 << 20  # the default
+
+
+def block_bytes() -> int:
+    """Bytes read per step (``OMNIFUSE_INGEST_BLOCK_MB``, default 8; at least 1)."""
+    value = os.environ.get(BLOCK_MB_ENV, "").strip()
+    if not value:
+        return _BLOCK
+    try:
+        megabytes = float(value)
+    except ValueError:
+        raise ValueError(f"{BLOCK_MB_ENV}={value!r} is not a number of megabytes (e.g. 8)") from None
+    return max(int(megabytes * (1 << 20)), 1 << 16)
 
 
 class LandingError(RuntimeError):
@@ -118,9 +137,8 @@ def landed_files(landing_dir: Path, source: Source, business_date: date) -> list
 def verify_checksum(lf: LandedFile, source: Source, business_date: date) -> None:
     """Raise :class:`LandingError` when the file's sha256 differs from the manifest's (a partial or swapped file)."""
     digest = hashlib.sha256()
-    with open(lf.path, "rb") as fh:
-        while block := fh.read(_BLOCK):
-            digest.update(block)
+    for block in read_blocks(lf.path, block_bytes()):
+        digest.update(block)
     if digest.hexdigest() != lf.sha256.lower():
         raise LandingError(
             f"{lf.path}: sha256 {digest.hexdigest()} but {MANIFEST} promises {lf.sha256} — the file was changed "
@@ -191,12 +209,13 @@ def _clean_line(line: bytes) -> tuple[bytes, bytes]:
 def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad) -> Iterator[bytes]:
     """COPY rows (batch date, file, line no, line, fields, parse error) for a gzip NDJSON file."""
     prefix = f"{business_date.isoformat()}\t{lf.relative}\t".encode()
+    size = block_bytes()
     line_no = 0
     carry = b""
     try:
         with gzip.open(lf.path, "rb") as fh:
             while True:
-                block = fh.read(_BLOCK)
+                block = fh.read(size)
                 if not block:
                     break
                 parts = (carry + block).split(b"\n")
@@ -233,25 +252,36 @@ def _rows_from_parts(parts: list[bytes], prefix: bytes, start: int) -> bytes:
     return b"".join(out)
 
 
+def _decoded_blocks(lf: LandedFile, mapping: Mapping | None) -> Iterator[bytes]:
+    """The file's bytes in blocks of :func:`block_bytes`, as UTF-8 (transcoded from the mapping's encoding)."""
+    blocks = read_blocks(lf.path, block_bytes())
+    if mapping is None or mapping.encoding.lower().replace("-", "") in ("utf8", "utf8sig"):
+        yield from blocks
+        return
+    try:
+        decoder = codecs.getincrementaldecoder(mapping.encoding)()
+        for block in blocks:
+            yield decoder.decode(block).encode("utf-8")
+        yield decoder.decode(b"", final=True).encode("utf-8")
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise LandingError(f"{lf.path}: cannot be read as {mapping.encoding} ({exc}), the encoding that "
+                           f"{mapping.path} names; fix the mapping or ask for a re-delivery.") from exc
+
+
 def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLoad,
               mapping: Mapping | None = None) -> Iterator[bytes]:
     """COPY rows for a CSV file; ``fields`` holds the columns keyed by canonical name.
 
     One row per record (a quoted field may span lines); a UTF-8 BOM is ignored; with a ``mapping`` the
-    shop's delimiter, encoding, column names, number and timestamp formats and defaults are applied.
+    shop's delimiter, encoding, column names, number and timestamp formats and defaults are applied. The file
+    is read :func:`block_bytes` at a time: memory does not grow with the file.
     """
-    data = lf.path.read_bytes()
-    if mapping is not None and mapping.encoding.lower().replace("-", "") not in ("utf8", "utf8sig"):
-        try:
-            data = data.decode(mapping.encoding).encode("utf-8")
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise LandingError(f"{lf.path}: cannot be read as {mapping.encoding} ({exc}), the encoding that "
-                               f"{mapping.path} names; fix the mapping or ask for a re-delivery.") from exc
     quote = (mapping.quotechar if mapping else '"').encode()
-    lines = split_records(data, quote)
-    if not lines:
+    blocks = iter_records(_decoded_blocks(lf, mapping), quote)
+    first = next(blocks, None)
+    if not first:
         raise LandingError(f"{lf.path}: empty file (no header). Ask the sender to re-deliver it.")
-    header_text = lines[0].decode("utf-8", errors="replace").rstrip("\r")
+    header_text = first[0].decode("utf-8", errors="replace").rstrip("\r")
     header = [h.strip() for h in parse_record(header_text, mapping)]
     renames = {**source.aliases, **(mapping.renames if mapping else {})}
     canonical = []
@@ -276,29 +306,38 @@ def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
     prefix = f"{business_date.isoformat()}\t{lf.relative}\t".encode()
     width = len(canonical)
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    out: list[bytes] = []
-    for n, raw_line in enumerate(lines[1:], start=2):
-        record = raw_line.rstrip(b"\r")
-        text, error = _clean_line(record)
-        fields = b"\\N"
-        if header_error is not None and error == b"\\N":
-            error = header_error
-        if error == b"\\N":
-            row = parse_record(record.decode("utf-8"), mapping)
-            if len(row) != width:
-                error = b"wrong_field_count"
-            else:
-                values = dict(zip(canonical, row, strict=True))
-                if mapping is not None:
-                    values = apply_mapping(values, mapping, n - 1)
-                fields = _escape(dumps(values).encode())
-        out.append(b"%s%d\t%s\t%s\t%s\n" % (prefix, n, text, fields, error))
-        if len(out) >= 50_000:
+    # a record without quote, CR or NUL splits like csv.reader splits it (the common case, much faster)
+    delimiter = mapping.delimiter if mapping else ","
+    plain = re.compile(f"[{re.escape(quote.decode())}\r\x00]").search
+    n = 1  # the header is record 1
+    for records in itertools.chain([first[1:]], blocks):
+        out: list[bytes] = []
+        for raw_line in records:
+            n += 1
+            record = raw_line.rstrip(b"\r")
+            text, error = _clean_line(record)
+            fields = b"\\N"
+            if header_error is not None and error == b"\\N":
+                error = header_error
+            if error == b"\\N":
+                decoded = record.decode("utf-8")
+                if not decoded:
+                    row: list[str] = []
+                elif plain(decoded) is None:
+                    row = decoded.split(delimiter)
+                else:
+                    row = parse_record(decoded, mapping)
+                if len(row) != width:
+                    error = b"wrong_field_count"
+                else:
+                    values = dict(zip(canonical, row, strict=True))
+                    if mapping is not None:
+                        values = apply_mapping(values, mapping, n - 1)
+                    fields = _escape(dumps(values).encode())
+            out.append(b"%s%d\t%s\t%s\t%s\n" % (prefix, n, text, fields, error))
+        if out:
             yield b"".join(out)
-            out = []
-    if out:
-        yield b"".join(out)
-    stats.lines = len(lines) - 1
+    stats.lines = n - 1
 
 
 # --- the load --------------------------------------------------------------------------------------------

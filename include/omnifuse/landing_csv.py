@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import tomllib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -100,15 +101,51 @@ def load_mapping(mapping_dir: Path | None, source_name: str) -> Mapping | None:
 
 def split_records(data: bytes, quote: bytes = b'"') -> list[bytes]:
     """The file's records: physical lines, joined while a quoted field is open (a comment with a newline)."""
-    if data.startswith(BOM):
-        data = data[len(BOM):]
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    if quote not in data:
-        return lines
+    return [record for block in iter_records([data], quote) for record in block]
+
+
+def iter_records(blocks: Iterable[bytes], quote: bytes = b'"') -> Iterator[list[bytes]]:
+    """:func:`split_records` over a stream of byte blocks, in memory bounded by the block size: yields the
+    complete records found so far (a non-empty list), carrying a partial line or an open quoted field on.
+
+    A UTF-8 BOM at the start of the stream is dropped; the last empty line (after the file's final newline) is
+    not a record. An unterminated quote keeps the rest of the file as one (malformed) record.
+    """
+    carry = b""  # the unfinished last physical line
+    pending: bytes | None = None  # a record whose quoted field is still open
+    for block in _without_bom(blocks):
+        lines = (carry + block).split(b"\n")
+        carry = lines.pop()
+        out, pending = _join_quoted(lines, quote, pending)
+        if out:
+            yield out
+    out, pending = _join_quoted([carry] if carry else [], quote, pending)
+    if pending is not None:
+        out.append(pending)
+    if out:
+        yield out
+
+
+def _without_bom(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    head = b""
+    it = iter(blocks)
+    for block in it:
+        head += block
+        if len(head) >= len(BOM):
+            break
+    if head.startswith(BOM):
+        head = head[len(BOM):]
+    if head:
+        yield head
+    for block in it:
+        if block:
+            yield block
+
+
+def _join_quoted(lines: list[bytes], quote: bytes, pending: bytes | None) -> tuple[list[bytes], bytes | None]:
+    if pending is None and not any(quote in line for line in lines):
+        return lines, None
     out: list[bytes] = []
-    pending: bytes | None = None
     for line in lines:
         if pending is not None:
             pending += b"\n" + line
@@ -119,15 +156,20 @@ def split_records(data: bytes, quote: bytes = b'"') -> list[bytes]:
             pending = line
         else:
             out.append(line)
-    if pending is not None:  # an unterminated quote: keep it as one (malformed) record
-        out.append(pending)
-    return out
+    return out, pending
 
 
-def count_records(path: Path, quote: bytes = b'"') -> int:
-    """Data records of a CSV file (after the header), as ingest counts them."""
-    records = split_records(Path(path).read_bytes(), quote)
-    return max(len(records) - 1, 0)
+def read_blocks(path: Path, size: int) -> Iterator[bytes]:
+    """The bytes of ``path`` in blocks of ``size``."""
+    with open(path, "rb") as fh:
+        while block := fh.read(size):
+            yield block
+
+
+def count_records(path: Path, quote: bytes = b'"', block_size: int = 8 << 20) -> int:
+    """Data records of a CSV file (after the header), as ingest counts them; reads ``block_size`` bytes at a time."""
+    records = sum(len(block) for block in iter_records(read_blocks(Path(path), block_size), quote))
+    return max(records - 1, 0)
 
 
 def _number(value: str, mapping: Mapping) -> str:
