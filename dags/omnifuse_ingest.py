@@ -15,7 +15,7 @@ run conf to load any date by hand). Re-running a run, a task or a day replaces e
 | `resolve_identities` | `staging.*`, `core.customers` | `core.identity_map`, `core.identity_runs` |
 | `build_interactions` | `staging.*`, `core.identity_map` | `core.interactions`, `quarantine.interactions` |
 | `validate_core` | `core.interactions`, `core.identity_map`, `core.products`, `core.customers` | `ops.dq_results`|
-| `emit_interactions` | — | Asset `core.interactions` (extra: `business_date`), which `omnifuse_retrain` waits for |
+| `emit_interactions` | — | Asset `core.interactions` (extra: `business_date`, `rows`, ...) for `omnifuse_retrain` |
 
 Every load writes `ops.load_audit` (lines read = staged + quarantined + duplicates dropped) and
 `ops.landed_files`. Malformed or rule-breaking lines go to `quarantine.<table>` with a `reason`.
@@ -37,7 +37,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronTriggerTimetable, PokeReturnValue, dag, get_current_context, task
-from omnifuse.assets import CORE_INTERACTIONS, DEFAULT_ARGS, GATE_RETRIES
+from omnifuse.assets import CORE_INTERACTIONS, DEFAULT_ARGS, GATE_RETRIES, interactions_event_extra
 from omnifuse.config import load_settings
 
 SETTINGS = load_settings()
@@ -147,11 +147,12 @@ def omnifuse_ingest():
         return build(_business_date())
 
     @task(outlets=[CORE_INTERACTIONS],
-          doc_md="Announces the fresh `core.interactions` as an Asset event (extra `business_date`); "
+          doc_md="Announces the fresh `core.interactions` as an Asset event (extra: `business_date`, the "
+          "`event_dates` rebuilt, their `rows` and `quarantined`); "
           "`omnifuse_retrain` is scheduled on it. Runs only when every upstream task and gate succeeded.")
     def emit_interactions(built: dict) -> dict:
         ctx = get_current_context()
-        ctx["outlet_events"][CORE_INTERACTIONS].extra = {"business_date": built["business_date"]}
+        ctx["outlet_events"][CORE_INTERACTIONS].extra = interactions_event_extra(built)
         return built
 
     def _gate(gate: str, doc: str):

@@ -16,7 +16,7 @@ weight × normalised score behind every personalised recommendation.
 | `resolve_champion` | champion in `ml.model_registry` (once per run) | date, `model_version`, `force` |
 | `plan_batches` | that version's artifacts | batch numbers (XCom) |
 | `score_batch` (mapped) | that version's artifacts, `core.products` (today's stock) | `ml.recommendation_batches` |
-| `publish_mart` | batches, `core.usable_interactions`, `core.customers` | every `mart.*` table, history, log |
+| `publish_mart` | batches, `core.usable_interactions`, `core.customers` | `mart.*` (one Asset each), history, log |
 
 Every table is built aside as `mart.<table>__next`, checked (at most K rows per customer, no duplicates, ranks
 1..n, scores non-increasing, products in the catalog and in stock), then swapped in by rename inside one
@@ -36,7 +36,7 @@ from contextlib import contextmanager
 
 import pendulum
 from airflow.sdk import dag, task
-from omnifuse.assets import DEFAULT_ARGS, ML_CHAMPION, asset_run_business_date
+from omnifuse.assets import DEFAULT_ARGS, MART_ASSETS, ML_CHAMPION, asset_run_business_date, mart_event_extras
 
 
 @dag(
@@ -81,10 +81,12 @@ def omnifuse_publish():
         with _fail_at_once():
             return score(date.fromisoformat(job["business_date"]), job["batch"], job["model_version"])
 
-    @task(doc_md="Builds every `mart` table aside (fallbacks for customers without history included), runs the "
+    @task(outlets=list(MART_ASSETS.values()),
+          doc_md="Builds every `mart` table aside (fallbacks for customers without history included), runs the "
           "output checks, records history and swaps them in atomically; writes `mart.publish_log`. A failed "
           "check leaves yesterday's tables in place; an older date than the live one writes history only "
-          "unless the run conf has `force`.")
+          "unless the run conf has `force`. Emits one Asset event per `mart` table (extra: `business_date`, "
+          "`model_version`, `rows`, `live`).")
     def publish_mart(run: dict, scored: list[dict]) -> dict:
         from datetime import date
 
@@ -94,9 +96,15 @@ def omnifuse_publish():
         if versions != {run["model_version"]}:
             raise RuntimeError(f"scoring batches used {sorted(versions)} but the run resolved "
                                f"{run['model_version']}: clear the whole run.")
+        from airflow.sdk import get_current_context
+
         with _fail_at_once():
-            return publish(date.fromisoformat(run["business_date"]), model_version=run["model_version"],
-                           force=run["force"])
+            published = publish(date.fromisoformat(run["business_date"]), model_version=run["model_version"],
+                                force=run["force"])
+        outlet_events = get_current_context()["outlet_events"]
+        for table, extra in mart_event_extras(published).items():
+            outlet_events[MART_ASSETS[table]].extra = extra
+        return published
 
     run = resolve_champion()
     publish_mart(run, score_batch.expand(job=plan_batches(run)))

@@ -11,7 +11,7 @@ interactions passed their quality gates. Trigger it by hand for any date with `{
 | `train_<model>` | the dataset | `ml.tuning_trials`, `valid/`, `holdout/`, `served/` fits, `ml.model_metrics` |
 | `fuse_models` | the base models | `evaluated/`, `fused/` (served), `ml.model_metrics`, `ml.fusion_weights` |
 | `gate_champion` | metrics, current champion | `ml.model_registry` (champion / rejected + reason) |
-| `emit_champion` | — | Asset `ml.champion` (extra: `business_date`, `champion`), which `omnifuse_publish` waits for |
+| `emit_champion` | — | Asset `ml.champion` (extra: `business_date`, `model_version`, ...) for `omnifuse_publish` |
 
 The time split cannot cheat: models are tuned and fused on a validation slice, evaluated on the holdout after
 it (both sized to reach `OMNIFUSE_EVAL_CUSTOMERS` customers with purchases), then **refitted on the whole
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
-from omnifuse.assets import CORE_INTERACTIONS, DEFAULT_ARGS, ML_CHAMPION, asset_run_business_date
+from omnifuse.assets import CORE_INTERACTIONS, DEFAULT_ARGS, ML_CHAMPION, asset_run_business_date, champion_event_extra
 
 MODELS = ("popularity", "popularity_channel", "item_knn", "pure_svd", "ease", "assoc_rules", "two_tower")
 
@@ -82,12 +82,12 @@ def omnifuse_retrain():
         conf = get_current_context()["dag_run"].conf or {}
         return gate(training_run, force=bool(conf["force"]) if "force" in conf else None)
 
-    @task(outlets=[ML_CHAMPION], doc_md="Announces the champion for the date (Asset `ml.champion`); "
+    @task(outlets=[ML_CHAMPION], doc_md="Announces the champion for the date (Asset `ml.champion`, extra: "
+          "`business_date`, `model_version`, `promoted`, `run_id`); "
           "`omnifuse_publish` is scheduled on it.")
     def emit_champion(decision: dict) -> dict:
         ctx = get_current_context()
-        ctx["outlet_events"][ML_CHAMPION].extra = {"business_date": decision["business_date"],
-                                                   "champion": decision["champion"]}
+        ctx["outlet_events"][ML_CHAMPION].extra = champion_event_extra(decision)
         return decision
 
     training_run = prepare_training()

@@ -1,5 +1,8 @@
-"""The omnifuse view in the Airflow 3 UI: a FastAPI app served by the api-server under /omnifuse, linked from
-the navigation bar (external view). JSON endpoints for the same data live under /omnifuse/api/.
+"""The omnifuse view in the Airflow 3 UI: a FastAPI app served by the api-server under /omnifuse, shown *inside*
+the Airflow UI (an external view with a ``url_route``: the UI's page ``/plugin/omnifuse`` embeds it, with the
+navigation bar around it; Browse → "omnifuse: models & data health"). JSON endpoints for the same data live under
+/omnifuse/api/: model-performance (NDCG@10 with bootstrap intervals), data-quality, load-volumes,
+publish-coverage, freshness, recommendations/<customer_id> (with each recommendation's contributions).
 
 Every route is behind the api-server's own authentication: the caller must be a logged-in Airflow user (the
 ``_token`` cookie the UI sets, or ``Authorization: Bearer <token from POST /auth/token>``) allowed to see the
@@ -45,6 +48,20 @@ async def freshness() -> list[dict]:
     from omnifuse.dashboard import freshness as rows
 
     return await asyncio.to_thread(rows)
+
+
+@app.get("/api/load-volumes")
+async def load_volumes(days: int = Query(14, ge=1, le=365)) -> list[dict]:
+    from omnifuse.dashboard import load_volumes as rows
+
+    return await asyncio.to_thread(rows, days)
+
+
+@app.get("/api/publish-coverage")
+async def publish_coverage(days: int = Query(14, ge=1, le=365)) -> list[dict]:
+    from omnifuse.dashboard import publish_coverage as rows
+
+    return await asyncio.to_thread(rows, days)
 
 
 @app.get("/api/recommendations/{customer_id}")

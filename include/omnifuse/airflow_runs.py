@@ -10,7 +10,8 @@ import os
 import subprocess
 import sys
 import time
-from datetime import date
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from omnifuse.config import Settings, load_settings
@@ -75,8 +76,10 @@ def load_dag(settings: Settings, dag_id: str):
     return next(v for v in vars(module).values() if isinstance(v, DAG) and v.dag_id == dag_id)
 
 
-def run_dag_days(dag_id: str, days: list[date], settings: Settings | None = None) -> list[str]:
-    """Run a real DAG with ``dag.test()`` once per business date (conf ``business_date``).
+def run_dag_days(dag_id: str, days: list[date], settings: Settings | None = None,
+                 echo: Callable[[str], object] = print) -> list[str]:
+    """Run a real DAG with ``dag.test()`` once per business date (conf ``business_date``); ``echo`` gets one line
+    per run (``<dag_id> <date>: <state> (<seconds>s)``).
 
     Returns ``"success"`` for a run whose every task succeeded, else ``"failed: <why>"``: a run that executed
     no task (or skipped one) is never reported as a success.
@@ -87,8 +90,11 @@ def run_dag_days(dag_id: str, days: list[date], settings: Settings | None = None
     dag = load_dag(settings, dag_id)
     states = []
     for day in days:
-        outcome = run_outcome(dag, day)
+        # Stamped with the time it starts, so the UI shows its true start and duration. Not None: dag.test() first
+        # deletes the DAG's run with the same logical date, and with None that is every earlier run of the DAG
+        # (``logical_date IS NULL``), so only the last business date's run would stay visible.
+        outcome = run_outcome(dag, day, logical_date=datetime.now(UTC))
         state = "success" if outcome.ok else f"failed: {outcome.why()}"
         states.append(state)
-        print(f"{dag_id} {day}: {state}", flush=True)
+        echo(f"{dag_id} {day}: {state} ({outcome.seconds:.0f}s)")
     return states

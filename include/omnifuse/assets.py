@@ -16,6 +16,47 @@ log = logging.getLogger(__name__)
 CORE_INTERACTIONS = Asset(name="core.interactions", uri="postgres://omnifuse-warehouse:5432/omnifuse/core/interactions")
 #: Emitted by ``omnifuse_retrain`` when the model registry has a (new or kept) champion for a business date.
 ML_CHAMPION = Asset(name="ml.champion", uri="postgres://omnifuse-warehouse:5432/omnifuse/ml/model_registry")
+#: The tables ``omnifuse_publish`` swaps into ``mart`` (the same list as ``omnifuse.publish.SWAPPED``, named here so
+#: parsing a DAG imports nothing heavy; a test keeps the two equal).
+MART_TABLES: tuple[str, ...] = ("customer_recommendations", "recommendation_contributions", "similar_products",
+                                "bought_together", "customer_segments", "channel_daily", "model_performance")
+#: One Asset per published ``mart`` table, emitted by ``omnifuse_publish``: the asset graph ends at what BI reads.
+MART_ASSETS: dict[str, Asset] = {
+    table: Asset(name=f"mart.{table}", uri=f"postgres://omnifuse-warehouse:5432/omnifuse/mart/{table}",
+                 group="mart")
+    for table in MART_TABLES
+}
+
+
+def interactions_event_extra(built: dict) -> dict:
+    """What an Asset event of ``core.interactions`` says changed: the business date, the event dates rebuilt and
+    their rows (``omnifuse.interactions.build_interactions``'s summary)."""
+    return {"business_date": built["business_date"], "event_dates": list(built.get("event_dates") or []),
+            "rows": int(built.get("rows") or 0), "quarantined": int(built.get("quarantined") or 0)}
+
+
+def champion_event_extra(decision: dict) -> dict:
+    """What an Asset event of ``ml.champion`` says: the business date, the champion's model version (``champion``
+    is kept for readers of the first events), whether this run's model was promoted and the run that was judged
+    (``omnifuse.retrain.gate_champion``'s summary)."""
+    return {"business_date": decision["business_date"], "champion": decision["champion"],
+            "model_version": decision["champion"], "promoted": bool(decision.get("promoted")),
+            "run_id": decision.get("run_id")}
+
+
+def mart_event_extras(published: dict) -> dict[str, dict]:
+    """Per ``mart`` table, what its Asset event says (``omnifuse.publish.publish_mart``'s summary): business date,
+    model version, rows published, live (swapped in) or history only; coverage for the recommendations."""
+    rows = published.get("rows") or {}
+    extras = {}
+    for table in MART_TABLES:
+        extra = {"business_date": published["business_date"], "model_version": published.get("model_version"),
+                 "rows": int(rows[table]) if table in rows else None, "live": bool(published.get("live", True))}
+        if table == "customer_recommendations" and published.get("coverage"):
+            extra["coverage"] = {k: v for k, v in dict(published["coverage"]).items()
+                                 if isinstance(v, (int, float, str, bool)) or v is None}
+        extras[table] = extra
+    return extras
 
 
 def asset_run_business_date():

@@ -67,8 +67,13 @@ def pipeline_summary(business_date: date, url: str | None = None) -> str:
            f"{facts.get('interactions')} interactions, {facts.get('attributed_share')} attributed",
            "", "data quality (latest gates):"]
     out += [f"  {t:<30} {c:>3} checks  {p:>3} passed  {e} blocking  {w} warnings" for t, c, p, e, w in quality]
-    out += ["", f"{'model (holdout)':<20} {'NDCG@10':>8} {'Recall@20':>9} {'cov@20':>7}"]
-    out += [f"  {m:<18} {n:8.4f} {r:9.4f} {c:7.3f}" for m, n, r, c in models]
+    width = max([len(str(m)) for m, *_ in models] + [16])
+    out += ["", f"  {'model (holdout)':<{width}} {'NDCG@10':>7} {'90% interval':>15} {'Recall@20':>9} {'cov@20':>7}"]
+    out += [f"  {m:<{width}} {n:7.4f} {_interval(lo, hi):>15} {r:9.4f} {c:7.3f}" for m, n, lo, hi, r, c in models]
     out += ["", f"champion: {facts.get('champion')} — {facts.get('champion_reason')}", "", "published:"]
-    out += [f"  {t:<32} {n:>8} rows  swap lock {ms} ms" for t, n, ms in published]
+    out += [f"  {t:<36} {n:>9,} rows  swap lock {ms} ms" for t, n, ms in published]
     return "\n".join(out)
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else "-"

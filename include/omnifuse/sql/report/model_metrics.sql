@@ -1,8 +1,10 @@
--- model_metrics: holdout NDCG@10, Recall@20 and coverage@20 of every model of the date's latest retraining run.
--- Grain: one row per model. Parameters: business_date.
+-- model_metrics: holdout NDCG@10 (with its 90-percent bootstrap interval over customers), Recall@20 and
+-- coverage@20 of every model of the date's latest retraining run. Grain: one row per model. Parameters: business_date.
 select
     m.model_name,
     max(m.value) filter (where m.metric = 'ndcg' and m.k = 10) as ndcg10,
+    max(m.ci_low) filter (where m.metric = 'ndcg' and m.k = 10) as ndcg10_low,
+    max(m.ci_high) filter (where m.metric = 'ndcg' and m.k = 10) as ndcg10_high,
     max(m.value) filter (where m.metric = 'recall' and m.k = 20) as recall20,
     max(m.value) filter (where m.metric = 'coverage' and m.k = 20) as coverage20
 from ml.model_metrics as m
