@@ -9,9 +9,17 @@ and handed to every step:
   table — personalised lists plus a labelled fallback for every other known customer, contributions, segments
   (:mod:`omnifuse.segments`), channel metrics with returns, model performance, similar products, bought
   together — runs the output checks (a failure raises :class:`PublishCheckError` and leaves yesterday's tables
-  untouched), writes the dated history partitions, then swaps each table in by rename under a short
+  untouched), attaches the dated history partitions, then swaps each table in by rename under a short
   ``lock_timeout`` (retried), and records ``mart.publish_log`` with the customers' coverage. Readers see the
   old table or the new one, never half of one.
+
+**History by partition attach** (migration 0017): the rows of a table kept in history (``HISTORY``) are written
+once. ``mart.<table>__next`` is built with a ``check (business_date = <date>)`` and attached as the date's
+partition of ``mart.<table>_history`` (the check spares the attach a scan); the live ``mart.<table>`` is
+therefore itself the partition of its date, and when a newer day is swapped in it is renamed to
+``mart.<table>_history_p<yyyymmdd>`` (its primary key dropped, as history partitions never had one) instead of
+being dropped. Re-publishing a date replaces that date's partition (the live table is detached inside the swap,
+under the same ``lock_timeout``); partitions older than ``OMNIFUSE_MART_RETENTION_DAYS`` are dropped.
 
 **Monotonic guard**: a business date older than the one live in ``mart`` only writes its history partitions
 (``publish_log.live = false``); ``force=True`` swaps it in anyway.
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import time
 from datetime import date, timedelta
 
@@ -64,12 +73,19 @@ def _next(table: str) -> sql.Identifier:
     return sql.Identifier("mart", f"{table}__next")
 
 
-def _create_next(cur, table: str) -> None:
+def _create_next(cur, table: str, business_date: date) -> None:
     """An empty copy of the live table (columns, defaults, comments) without its indexes: they are built in bulk
-    after the rows are in (:func:`_index_next`), which is much faster than maintaining them row by row."""
+    after the rows are in (:func:`_index_next`), which is much faster than maintaining them row by row. A table
+    kept in history also gets ``check (business_date = <date>)``, which lets it be attached as the date's history
+    partition without a scan (and makes it refuse a row of another date)."""
     cur.execute(sql.SQL("drop table if exists {}").format(_next(table)))
     cur.execute(sql.SQL("create table {} (like {} including all excluding indexes)").format(
         _next(table), sql.Identifier("mart", table)))
+    if table in HISTORY:
+        one_date = sql.Identifier(f"{table}_one_date")  # copied from the live table by "including all"
+        cur.execute(sql.SQL("alter table {} drop constraint if exists {}").format(_next(table), one_date))
+        cur.execute(sql.SQL("alter table {} add constraint {} check (business_date = {})").format(
+            _next(table), one_date, sql.Literal(business_date.isoformat())))
 
 
 def _index_next(cur, table: str) -> None:
@@ -131,25 +147,84 @@ def _check(cur, top_k: int) -> None:
             + ". Look at ml.recommendation_batches for the date and the champion in ml.model_registry.")
 
 
-def _history(cur, table: str, business_date: date, retention_days: int) -> None:
-    parent = sql.Identifier("mart", f"{table}_history")
-    part = sql.Identifier("mart", f"{table}_history_p{business_date:%Y%m%d}")
-    cur.execute(sql.SQL("create table if not exists {} partition of {} for values in ({})").format(
-        part, parent, sql.Literal(business_date.isoformat())))
-    cur.execute(sql.SQL("truncate {}").format(part))
-    cur.execute(sql.SQL("insert into {} select * from {}").format(part, _next(table)))
-    cur.execute("select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
-                "join pg_class p on p.oid = i.inhparent join pg_namespace n on n.oid = p.relnamespace "
-                "where n.nspname = 'mart' and p.relname = %s", (f"{table}_history",))
-    cutoff = f"{table}_history_p{business_date - timedelta(days=retention_days):%Y%m%d}"
+def _history_parent(table: str) -> sql.Identifier:
+    return sql.Identifier("mart", f"{table}_history")
+
+
+def _history_name(table: str, day: date) -> str:
+    return f"{table}_history_p{day:%Y%m%d}"
+
+
+def _partition_date(bound: str | None) -> date | None:
+    """The date of a list partition bound as Postgres prints it: ``FOR VALUES IN ('2026-11-02')``."""
+    found = re.search(r"'(\d{4}-\d{2}-\d{2})'", bound or "")
+    return date.fromisoformat(found.group(1)) if found else None
+
+
+def _history_partitions(cur, table: str) -> dict[date, str]:
+    """{business date: table name in mart} of ``mart.<table>_history``'s partitions (the live table among them)."""
+    cur.execute("select c.relname, pg_get_expr(c.relpartbound, c.oid) from pg_inherits as i "
+                "join pg_class as c on c.oid = i.inhrelid where i.inhparent = %s::regclass",
+                (f"mart.{table}_history",))
+    return {day: name for name, bound in cur.fetchall() if (day := _partition_date(bound)) is not None}
+
+
+def _attach(cur, table: str, business_date: date) -> None:
+    """Attach ``mart.<table>__next`` as the date's history partition (its check constraint spares the scan)."""
+    cur.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
+        _history_parent(table), _next(table), sql.Literal(business_date.isoformat())))
+
+
+def _drop_primary_key(cur, qualified: str) -> None:
+    """History partitions carry no index (as when history was a copy): drop a retired live table's key."""
+    cur.execute("select conname from pg_constraint where conrelid = %s::regclass and contype = 'p'", (qualified,))
     for (name,) in cur.fetchall():
-        if name < cutoff:
+        schema, table = qualified.split(".")
+        cur.execute(sql.SQL("alter table {} drop constraint {}").format(sql.Identifier(schema, table),
+                                                                        sql.Identifier(name)))
+
+
+def _history(cur, table: str, business_date: date, retention_days: int, live: bool) -> bool:
+    """Make ``mart.<table>__next`` the date's partition of ``mart.<table>_history``; drop expired partitions.
+
+    The rows are not copied: the next table itself becomes the partition. A partition the date already has (a
+    re-run) is replaced; when that partition is the live table (re-publishing the live date), it is detached
+    inside the swap instead (:func:`_swap`, under its ``lock_timeout``) and True is returned. A history-only
+    publish (``live`` false) renames the attached table to ``mart.<table>_history_p<yyyymmdd>`` at once.
+    """
+    partitions = _history_partitions(cur, table)
+    current = partitions.get(business_date)
+    if current is not None and (current != table or not live):
+        # a previous run of this date (or, history only, the live table itself: it stays live, out of history)
+        cur.execute(sql.SQL("alter table {} detach partition {}").format(_history_parent(table),
+                                                                        sql.Identifier("mart", current)))
+        if current != table:
+            cur.execute(sql.SQL("drop table {}").format(sql.Identifier("mart", current)))
+        current = None
+    deferred = current is not None
+    if not deferred:
+        _attach(cur, table, business_date)
+    if not live:
+        cur.execute(sql.SQL("alter table {} rename to {}").format(
+            _next(table), sql.Identifier(_history_name(table, business_date))))
+        _drop_primary_key(cur, f"mart.{_history_name(table, business_date)}")
+    cutoff = business_date - timedelta(days=retention_days)
+    for day, name in partitions.items():
+        if day < cutoff and name != table:  # the live table leaves history by the swap, when it is retired
             cur.execute(sql.SQL("drop table {}").format(sql.Identifier("mart", name)))
+    return deferred
 
 
-def _swap(cur, table: str, attempts: int = 10) -> float:
-    """Rename next → live in a savepoint with a short lock_timeout, retrying; returns lock wait+hold ms."""
-    live, old = sql.Identifier("mart", table), sql.Identifier(f"{table}__old")
+def _swap(cur, table: str, business_date: date, attempts: int = 10, *, attach: bool = False,
+          keep_after: date | None = None) -> float:
+    """Rename next → live in a savepoint with a short lock_timeout, retrying; returns lock wait+hold ms.
+
+    A table kept in history retires the previous live table to ``mart.<table>_history_p<its date>`` (it is
+    that date's history partition) instead of dropping it, unless its date is before ``keep_after`` (past
+    retention); ``attach``: the previous live table holds this very date (a re-run), so it is detached and the
+    next table attached here, under the same lock_timeout.
+    """
+    live, old = sql.Identifier("mart", table), sql.Identifier("mart", f"{table}__old")
     cur.execute("select obj_description(%s::regclass, 'pg_class')", (f"mart.{table}",))
     comment = cur.fetchone()[0]
     for attempt in range(attempts):
@@ -157,9 +232,22 @@ def _swap(cur, table: str, attempts: int = 10) -> float:
         started = time.perf_counter()
         try:
             cur.execute("set local lock_timeout = '1s'")
-            cur.execute(sql.SQL("alter table {} rename to {}").format(live, old))
+            cur.execute(sql.SQL("alter table {} rename to {}").format(live, sql.Identifier(f"{table}__old")))
+            if attach:
+                cur.execute(sql.SQL("alter table {} detach partition {}").format(_history_parent(table), old))
+                _attach(cur, table, business_date)
             cur.execute(sql.SQL("alter table {} rename to {}").format(_next(table), sql.Identifier(table)))
-            cur.execute(sql.SQL("drop table {}").format(sql.Identifier("mart", f"{table}__old")))
+            cur.execute("select pg_get_expr(relpartbound, oid) from pg_class where oid = %s::regclass "
+                        "and relispartition", (f"mart.{table}__old",))
+            row = cur.fetchone()
+            retired = _partition_date(row[0]) if row else None
+            # still the history partition of its own date (and within retention): keep it under its dated name
+            if retired is not None and (keep_after is None or retired >= keep_after):
+                cur.execute(sql.SQL("alter table {} rename to {}").format(
+                    old, sql.Identifier(_history_name(table, retired))))
+                _drop_primary_key(cur, f"mart.{_history_name(table, retired)}")
+            else:
+                cur.execute(sql.SQL("drop table {}").format(old))
             cur.execute(sql.SQL("comment on table {} is {}").format(live, sql.Literal(comment)))
             cur.execute("release savepoint swap")
             return (time.perf_counter() - started) * 1000
@@ -217,7 +305,7 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
             if force and newest is not None and business_date < newest:
                 note = f"forced over {newest}"
             for table in SWAPPED:
-                _create_next(cur, table)
+                _create_next(cur, table, business_date)
             params = {"business_date": business_date, "model_version": version, "top_k": top_k,
                       "max_per_category": fused.rules.max_per_category,
                       "recommend_repeats": settings.recommend_repeats}
@@ -249,16 +337,19 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
             for table in SWAPPED:
                 cur.execute(sql.SQL("select count(*) from {}").format(_next(table)))
                 counts[table] = cur.fetchone()[0]
-            for table in HISTORY:
-                _history(cur, table, business_date, settings.mart_retention_days)
+            deferred = {table: _history(cur, table, business_date, settings.mart_retention_days, live)
+                        for table in HISTORY}
             phases["history"] = lap()
             if live:
-                swap_ms = {table: _swap(cur, table) for table in SWAPPED}
+                keep_after = business_date - timedelta(days=settings.mart_retention_days)
+                swap_ms = {table: _swap(cur, table, business_date, attach=deferred.get(table, False),
+                                        keep_after=keep_after) for table in SWAPPED}
             else:
                 log.warning("publish of %s: %s", business_date, note)
                 swap_ms = {table: 0.0 for table in SWAPPED}
                 for table in SWAPPED:
-                    cur.execute(sql.SQL("drop table {}").format(_next(table)))
+                    if table not in HISTORY:  # those became history partitions
+                        cur.execute(sql.SQL("drop table {}").format(_next(table)))
             for table in SWAPPED:
                 share = coverage if table == "customer_recommendations" else {}
                 cur.execute("insert into mart.publish_log (business_date, table_name, model_version, rows_published, "

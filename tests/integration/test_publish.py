@@ -18,6 +18,7 @@ D = DAYS[-1]
 MART = ("customer_recommendations", "recommendation_contributions", "similar_products", "bought_together",
         "customer_segments", "channel_daily", "model_performance", "publish_log", "data_quality_daily",
         "customer_recommendations_history")
+HISTORY_TABLES = ("customer_recommendations", "customer_segments")
 
 
 @pytest.fixture(scope="module")
@@ -421,3 +422,100 @@ def test_published_lists_hold_new_products_unless_repeats_are_asked_for(publishe
         monkeypatch.delenv("OMNIFUSE_RECOMMEND_REPEATS")
         publish_date(D, url=published)
     assert _rows(published, bought, (D,)) == [(0,)]
+
+
+# --- history by partition attach (issue 15) -----------------------------------------------------------------------
+
+def _history_partitions(url, table):
+    return dict(_rows(url, "select pg_get_expr(c.relpartbound, c.oid), c.relname from pg_inherits i "
+                           "join pg_class c on c.oid = i.inhrelid where i.inhparent = %s::regclass",
+                      (f"mart.{table}_history",)))
+
+
+def test_history_is_the_published_table_attached_not_a_copy(published):
+    """The live table is the history partition of its date; a newer date retires it, with the same rows, to
+    <table>_history_p<date>; re-publishing either date replaces that date's partition, never duplicates it."""
+    newer = D + timedelta(days=1)
+    recs = "select * from mart.customer_recommendations order by customer_id, rank"
+    hist = ("select business_date, customer_id, rank, product_id, score, reason, contributing_models, model_version, "
+            "source, evidence_product_id from mart.customer_recommendations_history where business_date = %s "
+            "order by customer_id, rank")
+    live_cols = ("select business_date, customer_id, rank, product_id, score, reason, contributing_models, "
+                 "model_version, source, evidence_product_id from mart.customer_recommendations "
+                 "order by customer_id, rank")
+    segments = "select * from mart.customer_segments order by customer_id"
+    publish_mart(D, url=published)
+    live_d, segments_d = _rows(published, live_cols), _rows(published, segments)
+    try:
+        for table in HISTORY_TABLES:
+            assert _history_partitions(published, table)[f"FOR VALUES IN ('{D}')"] == table
+        assert _rows(published, hist, (D,)) == live_d
+
+        publish_mart(newer, url=published)
+        for table in HISTORY_TABLES:
+            parts = _history_partitions(published, table)
+            assert parts[f"FOR VALUES IN ('{newer}')"] == table
+            assert parts[f"FOR VALUES IN ('{D}')"] == f"{table}_history_p{D:%Y%m%d}"
+        assert _rows(published, hist, (D,)) == live_d  # the retired live table, rows untouched
+        assert _rows(published, "select * from mart.customer_segments_history where business_date = %s "
+                                "order by customer_id", (D,)) == segments_d
+        assert _rows(published, "select count(*) from pg_indexes where tablename = %s",
+                     (f"customer_recommendations_history_p{D:%Y%m%d}",)) == [(0,)]  # history keeps no index
+        newer_rows = _rows(published, recs)
+
+        publish_mart(newer, url=published)  # re-publishing the live date: its partition is replaced
+        assert _rows(published, recs) == newer_rows
+        assert _rows(published, "select count(*) from mart.customer_recommendations_history "
+                                "where business_date = %s", (newer,)) == [(len(newer_rows),)]
+        summary = publish_mart(D, url=published)  # history only: the older date's partition is replaced
+        assert not summary["live"] and _rows(published, recs) == newer_rows
+        assert _rows(published, hist, (D,)) == live_d
+        for table in HISTORY_TABLES:
+            assert _history_partitions(published, table)[f"FOR VALUES IN ('{D}')"] == f"{table}_history_p{D:%Y%m%d}"
+        assert _rows(published, "select count(*) from pg_tables where tablename like '%%\\_\\_next' "
+                                "or tablename like '%%\\_\\_old'") == [(0,)]
+    finally:
+        publish_mart(D, url=published, force=True)
+    # forced back: D is live (and its own history partition) again, newer stays in history
+    assert _rows(published, live_cols) == live_d
+    parts = _history_partitions(published, "customer_recommendations")
+    assert parts[f"FOR VALUES IN ('{D}')"] == "customer_recommendations"
+    assert parts[f"FOR VALUES IN ('{newer}')"] == f"customer_recommendations_history_p{newer:%Y%m%d}"
+
+
+def test_history_partitions_past_retention_are_dropped(published, monkeypatch):
+    later = D + timedelta(days=3)
+    monkeypatch.setenv("OMNIFUSE_MART_RETENTION_DAYS", "1")
+    try:
+        publish_mart(later, url=published)
+        dates = _rows(published, "select distinct business_date from mart.customer_recommendations_history")
+        assert {d for (d,) in dates} == {later}  # D and D+1 are older than later - 1
+    finally:
+        monkeypatch.delenv("OMNIFUSE_MART_RETENTION_DAYS")
+        publish_mart(D, url=published, force=True)
+    assert _rows(published, "select distinct business_date from mart.customer_recommendations") == [(D,)]
+
+
+def test_migration_0017_turns_a_copied_history_into_an_attached_one(published):
+    """A warehouse published the old way (live table apart, its date copied into history) is converted."""
+    from omnifuse.warehouse import migrations
+
+    migration = next(m for m in migrations() if m.version == 17)
+    live = _rows(published, "select * from mart.customer_recommendations order by customer_id, rank")
+    with warehouse.transaction(published) as cur:  # back to the old layout: the live date's history is a copy
+        for table in HISTORY_TABLES:
+            part = f"{table}_history_p{D:%Y%m%d}"
+            cur.execute(f"alter table mart.{table}_history detach partition mart.{table}")  # noqa: S608 - fixed
+            cur.execute(f"alter table mart.{table} drop constraint {table}_one_date")  # noqa: S608
+            cur.execute(f"create table mart.{part} partition of mart.{table}_history for values in ('{D}')")  # noqa: S608
+            cur.execute(f"insert into mart.{part} select * from mart.{table}")  # noqa: S608
+    with warehouse.transaction(published) as cur:
+        cur.execute(migration.text)
+    for table in HISTORY_TABLES:
+        assert _history_partitions(published, table)[f"FOR VALUES IN ('{D}')"] == table
+        assert _rows(published, "select count(*) from pg_tables where tablename = %s",
+                     (f"{table}_history_p{D:%Y%m%d}",)) == [(0,)]
+    assert _rows(published, "select * from mart.customer_recommendations order by customer_id, rank") == live
+    publish_mart(D, url=published)  # and publishing goes on from there
+    assert _rows(published, "select count(*) from mart.customer_recommendations_history where business_date = %s",
+                 (D,)) == [(len(live),)]
