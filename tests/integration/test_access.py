@@ -102,12 +102,27 @@ def test_bi_role_gets_only_the_dashboard_functions_not_the_tables_behind_them(cl
             assert len(cur.fetchall()) == 4
             cur.execute("select * from mart.customer_recommendation_details('C0000001')")
             assert cur.fetchall() == []
+            cur.execute("select * from mart.model_metric_intervals('ndcg', 10)")  # the operator's view (0016)
+            assert cur.fetchall() == []
+            cur.execute("select * from mart.load_volume_daily(7)")
+            assert cur.fetchall() == []
             assert _refused(cur, "select * from core.products")
+            assert _refused(cur, "select * from ml.model_metrics")
+            assert _refused(cur, "select * from ops.load_audit")
     finally:
         conn.close()
     with warehouse.transaction(clean_warehouse) as cur:  # nobody else may call them
-        cur.execute("select has_function_privilege('public', 'mart.pipeline_freshness()', 'execute')")
-        assert cur.fetchone()[0] is False
+        for function in ("mart.pipeline_freshness()", "mart.customer_recommendation_details(text)",
+                         "mart.model_metric_intervals(text, integer)", "mart.load_volume_daily(integer)"):
+            cur.execute("select has_function_privilege('public', %s, 'execute')", (function,))
+            assert cur.fetchone()[0] is False, function
+        # a mart function that runs with its owner's rights pins search_path (a caller cannot shadow a table)
+        cur.execute("select p.proname, p.proconfig from pg_proc as p join pg_namespace as n "
+                    "on n.oid = p.pronamespace where n.nspname = 'mart' and p.prosecdef")
+        definers = cur.fetchall()
+        assert len(definers) >= 4
+        for name, config in definers:
+            assert any(c.startswith("search_path=") for c in config or []), name
 
 
 # --- 17 ------------------------------------------------------------------------------------------------------

@@ -159,7 +159,8 @@ def test_the_documented_admin_account_logs_in_and_a_wrong_password_does_not(depl
 def test_the_dashboard_and_its_api_refuse_strangers(deployed):
     base, _, _ = deployed
     for path in ("/omnifuse/", "/omnifuse/api/freshness", "/omnifuse/api/model-performance",
-                 "/omnifuse/api/data-quality", "/omnifuse/api/recommendations/C0000001"):
+                 "/omnifuse/api/data-quality", "/omnifuse/api/load-volumes", "/omnifuse/api/publish-coverage",
+                 "/omnifuse/api/recommendations/C0000001"):
         assert _request(base + path)[0] in (401, 403), path
         assert _request(base + path, token="not-a-token")[0] in (401, 403), path
 
@@ -171,6 +172,9 @@ def test_a_logged_in_user_sees_the_dashboard_read_as_the_bi_role(deployed):
     assert status == 200, body
     assert {r["stage"] for r in json.loads(body)} == {"staging (loads)", "core.interactions", "ml.model_registry",
                                                       "mart.customer_recommendations"}
+    for path in ("model-performance", "data-quality", "load-volumes", "publish-coverage"):  # empty warehouse
+        status, body = _request(f"{base}/omnifuse/api/{path}", token=token)
+        assert status == 200 and json.loads(body) == [], (path, body)
     status, page = _request(f"{base}/omnifuse/", cookie=token)  # the browser's session cookie
     assert status == 200 and "omnifuse — models and data health" in page
     assert _request(f"{base}/omnifuse/api/recommendations/NOBODY", token=token)[0] == 404

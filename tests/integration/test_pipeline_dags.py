@@ -1,15 +1,24 @@
-"""The three real DAGs end to end with dag.test(): ingest (gates included) → retrain → publish, then the
-omnifuse view of the Airflow UI answering real HTTP requests with that data."""
+"""The three real DAGs end to end with dag.test(): ingest (gates included) → retrain → publish, the Asset events
+they emit, then the omnifuse view answering real HTTP requests with that data, and a real ``airflow api-server``
+showing the view inside Airflow's UI in headless Chromium and the runs' true durations in its REST API."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import secrets
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from omnifuse import warehouse
@@ -18,6 +27,7 @@ from omnifuse.config import load_settings
 
 DAYS = [date(2026, 11, 2) + timedelta(days=i) for i in range(3)]
 D = DAYS[-1]
+STARTED: dict[str, datetime] = {}
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +38,7 @@ def pipeline(tiny_world, warehouse_url, tmp_path_factory):
     with warehouse.transaction(warehouse_url) as cur:
         cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
     warehouse.migrate(warehouse_url)
+    STARTED["at"] = datetime.now(UTC)
     states = {"ingest": run_ingest_days(DAYS, load_settings())}
     states["retrain"] = run_dag_days("omnifuse_retrain", [D], load_settings())
     states["publish"] = run_dag_days("omnifuse_publish", [D], load_settings())
@@ -63,7 +74,40 @@ def test_ingest_retrain_publish_all_succeed_and_chain_by_assets(pipeline):
     names = {n for n, _ in events}
     assert {"core.interactions", "ml.champion"} <= names
     champion = [e for n, e in events if n == "ml.champion"]
-    assert champion[-1] == {"business_date": D.isoformat(), "champion": f"retrain_{D:%Y%m%d}"}
+    assert champion[-1] == {"business_date": D.isoformat(), "champion": f"retrain_{D:%Y%m%d}",
+                            "model_version": f"retrain_{D:%Y%m%d}", "promoted": True, "run_id": f"retrain_{D:%Y%m%d}"}
+
+
+def test_asset_events_say_what_changed_and_every_published_mart_table_is_an_asset(pipeline):
+    """core.interactions (date, rows) → ml.champion (date, model version) → one Asset per mart table (date, rows,
+    model version): the asset graph runs from ingest to what BI reads, and each event names what it changed."""
+    url, _ = pipeline
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from omnifuse.assets import MART_TABLES
+    from omnifuse.publish import SWAPPED
+    from sqlalchemy import select
+
+    assert set(MART_TABLES) == set(SWAPPED)  # the DAG files' list is the publisher's
+    with create_session() as session:
+        events = session.execute(select(AssetModel.name, AssetEvent.extra, AssetEvent.source_dag_id)
+                                 .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                                 .where(AssetEvent.timestamp >= STARTED["at"])
+                                 .order_by(AssetEvent.timestamp)).all()
+    interactions = [e for n, e, _ in events if n == "core.interactions"]
+    assert [e["business_date"] for e in interactions] == [d.isoformat() for d in DAYS]
+    assert all(e["rows"] > 0 and e["event_dates"] for e in interactions)
+    with warehouse.transaction(url) as cur:
+        cur.execute("select table_name, rows_published, model_version from mart.publish_log where business_date = %s",
+                    (D,))
+        logged = {t: (n, v) for t, n, v in cur.fetchall()}
+    marts = {n: (e, dag) for n, e, dag in events if n.startswith("mart.")}
+    assert set(marts) == {f"mart.{t}" for t in MART_TABLES}
+    for name, (extra, dag_id) in marts.items():
+        assert dag_id == "omnifuse_publish"
+        assert extra["business_date"] == D.isoformat() and extra["live"] is True
+        assert (extra["rows"], extra["model_version"]) == logged[name], name
+    assert marts["mart.customer_recommendations"][0]["coverage"]["personalised_share"] > 0
 
 
 def _serve(app) -> tuple[str, object]:
@@ -156,27 +200,245 @@ def test_plugin_endpoints_answer_with_the_pipelines_data(dashboard, pipeline):
     assert missing.value.code == 404
     status, kind, page = _get(f"{base}/?customer_id={customer}")
     assert status == 200 and "text/html" in kind
-    assert "<svg" in page and "fused_with_rules" in page and recs[0]["product_id"] in page and "PASS" in page
+    assert "<svg" in page and "fused_with_rules" in page and recs[0]["product_id"] in page and "dq-pass" in page
+    for section in ("models", "quality", "volumes", "quarantine", "coverage", "freshness", "lookup"):
+        assert f'id="{section}"' in page, section
 
 
-def test_view_renders_in_headless_chromium(dashboard, pipeline):
-    """Once, the real page in a real browser; the screenshot is kept as a test artifact."""
-    import shutil
-    import subprocess
+def test_api_charts_bands_volumes_coverage_and_explanations(dashboard, pipeline):
+    base, _, _ = dashboard
+    url, _ = pipeline
+    for path in ("/api/load-volumes", "/api/publish-coverage"):  # the new endpoints refuse strangers too
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(f"{base}{path}", token=None)
+        assert refused.value.code == 401
+    perf = {p["model_name"]: p for p in json.loads(_get(f"{base}/api/model-performance")[2])}
+    fused = perf["fused_with_rules"]
+    assert fused["ci_low"] <= fused["ndcg10"] <= fused["ci_high"] and fused["customers"] > 0
+    quality = json.loads(_get(f"{base}/api/data-quality?days=30")[2])
+    assert {q["status"] for q in quality} <= {"pass", "warn", "block"}
+    assert {q["business_date"] for q in quality} == {d.isoformat() for d in DAYS}
+    volumes = json.loads(_get(f"{base}/api/load-volumes?days=30")[2])
+    with warehouse.transaction(url) as cur:
+        cur.execute("select business_date::text, channel, lines_read, rows_quarantined from ops.load_audit")
+        audit = {(d, c): (n, q) for d, c, n, q in cur.fetchall()}
+    assert {(v["business_date"], v["channel"]): (v["lines_read"], v["rows_quarantined"]) for v in volumes} == audit
+    assert all(0 <= v["quarantine_rate"] < 1 for v in volumes)
+    coverage = json.loads(_get(f"{base}/api/publish-coverage")[2])
+    assert [c["business_date"] for c in coverage] == [D.isoformat()]
+    assert abs(coverage[0]["personalised_share"] + coverage[0]["fallback_share"] - 1) < 1e-6
+    with warehouse.transaction(url) as cur:
+        cur.execute("select customer_id from mart.recommendation_contributions order by 1 limit 1")
+        customer = cur.fetchone()[0]
+        cur.execute("select rank, sum(contribution) from mart.recommendation_contributions where customer_id = %s "
+                    "group by rank", (customer,))
+        sums = dict(cur.fetchall())
+    recs = json.loads(_get(f"{base}/api/recommendations/{customer}")[2])
+    explained = [r for r in recs if r["contributions"]]
+    assert explained and {r["rank"] for r in explained} == set(sums)
+    for r in explained:
+        assert abs(sum(c["contribution"] for c in r["contributions"]) - sums[r["rank"]]) < 1e-6 and r["reason"]
+    page = _get(f"{base}/?customer_id={customer}")[2]
+    assert "why: the models behind it" in page and explained[0]["contributions"][0]["model_name"] in page
 
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "test-artifacts" / "omnifuse-dashboard.png"
+
+
+def _call(url: str, *, data: dict | None = None, token: str | None = None) -> tuple[int, str]:
+    req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
+                                 headers={"content-type": "application/json"} if data is not None else {})
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+@pytest.fixture(scope="module")
+def airflow_ui(pipeline, tmp_path_factory):
+    """(base url, token): a real ``airflow api-server`` — Airflow's UI, its REST API and the omnifuse plugin — on
+    this session's metadata database and warehouse, with the simple auth manager and one admin whose password
+    only this fixture knows; the token comes from the server's own ``POST /auth/token``."""
+    home = tmp_path_factory.mktemp("api-server")
+    password = secrets.token_urlsafe(12)
+    (home / "passwords.json").write_text(json.dumps({"admin": password}))
+    env = {**os.environ,
+           "AIRFLOW__CORE__AUTH_MANAGER":
+               "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+           "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(load_settings().home / "plugins"),
+           "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (home / "api-server.log").open("w")
+    server = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "api-server", "--host", "127.0.0.1",
+                               "--port", str(port), "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            if server.poll() is not None:
+                break
+            try:
+                if _call(f"{base}/api/v2/version")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert server.poll() is None, (home / "api-server.log").read_text()[-3000:]
+        status, body = _call(f"{base}/auth/token", data={"username": "admin", "password": password})
+        assert status == 201, body
+        yield base, json.loads(body)["access_token"]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def test_demo_runs_have_their_true_start_times_and_durations_in_the_airflow_api(airflow_ui, pipeline):
+    """``dag.test(logical_date=None)``: each run is stamped when it ran, so the UI's durations are real (not the
+    days between a past logical date and now)."""
+    base, token = airflow_ui
+    finished = datetime.now(UTC)
+    for dag_id, days in (("omnifuse_ingest", DAYS), ("omnifuse_retrain", [D]), ("omnifuse_publish", [D])):
+        status, body = _call(f"{base}/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=start_date", token=token)
+        assert status == 200, body
+        runs = [r for r in json.loads(body)["dag_runs"]
+                if datetime.fromisoformat(r["start_date"]) >= STARTED["at"]]  # this module's runs
+        assert sorted((r["conf"] or {}).get("business_date") for r in runs) == [d.isoformat() for d in days]
+        for r in runs:
+            start, end = datetime.fromisoformat(r["start_date"]), datetime.fromisoformat(r["end_date"])
+            assert r["state"] == "success", r
+            assert timedelta(0) < end - start < timedelta(hours=1), (dag_id, r["start_date"], r["end_date"])
+            assert STARTED["at"] <= start <= end <= finished
+            if r.get("duration") is not None:
+                assert 0 < r["duration"] < 3600
+
+
+def test_the_view_and_its_api_need_a_login_on_the_real_api_server(airflow_ui):
+    base, token = airflow_ui
+    for path in ("/omnifuse/", "/omnifuse/api/model-performance", "/omnifuse/api/load-volumes",
+                 "/omnifuse/api/publish-coverage", "/omnifuse/api/recommendations/C0000001"):
+        assert _call(base + path)[0] in (401, 403), path
+        assert _call(base + path, token="not-a-token")[0] in (401, 403), path
+    assert _call(f"{base}/omnifuse/api/publish-coverage", token=token)[0] == 200
+    status, body = _call(f"{base}/api/v2/plugins", token=token)
+    assert status == 200, body
+    plugin = next(p for p in json.loads(body)["plugins"] if p["name"] == "omnifuse_dashboard")
+    view = plugin["external_views"][0]
+    assert view["url_route"] == "omnifuse" and view["destination"] == "nav"
+
+
+class _DevTools:
+    """The Chrome DevTools protocol over one page's websocket (``websockets``, already a dependency of uvicorn)."""
+
+    def __init__(self, ws_url: str):
+        from websockets.sync.client import connect
+
+        self.ws = connect(ws_url, max_size=64 * 2**20, open_timeout=30)
+        self.next_id = 0
+
+    def call(self, method: str, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=60))
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def wait_for(self, condition: str, seconds: float = 90) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.evaluate(f"!!({condition})") is True:
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"not in the page after {seconds}s: {condition}")
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+#: In the page of the Airflow UI: the document of the iframe in which the UI shows the external view, once loaded.
+FRAME = "(() => { const f = document.querySelector('iframe'); return f && f.contentDocument; })()"
+
+
+def test_view_renders_inside_the_airflow_ui_in_headless_chromium(airflow_ui, pipeline):
+    """A logged-in browser opens Airflow's own page for the plugin (``/plugin/omnifuse``): the UI's navigation
+    around, the omnifuse view inside with its charts; a customer looked up from the form shows the reasons and the
+    models behind them. The screenshots are kept in ``test-artifacts/omnifuse-dashboard.png`` (the charts) and
+    ``omnifuse-dashboard-lookup.png`` (the lookup)."""
+    browser = _chromium()
     if browser is None:
-        pytest.skip("Debian's chromium is not installed (`apt-get install chromium`; .ci/run installs it)")
-    _, _, base = dashboard  # the logged-in browser's address
+        pytest.skip("no Chromium found (`apt-get install chromium`): the view's HTML and API are covered over HTTP "
+                    "by the other tests of this module")
+    base, token = airflow_ui
     url, _ = pipeline
     with warehouse.transaction(url) as cur:
-        cur.execute("select customer_id from mart.customer_recommendations order by 1 limit 1")
+        cur.execute("select customer_id from mart.recommendation_contributions order by 1 limit 1")
         customer = cur.fetchone()[0]
-    out = load_settings().home / "test-artifacts" / "omnifuse-dashboard.png"
-    out.parent.mkdir(exist_ok=True)
-    out.unlink(missing_ok=True)
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1280,1800", f"--screenshot={out}", f"{base}/?customer_id={customer}"],
-                   check=True, capture_output=True, timeout=120)
-    data = out.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    profile = tempfile.mkdtemp(prefix="omnifuse-chromium-")
+    proc = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                             "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+                             "--remote-debugging-port=0", "--window-size=1440,1700", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        active = Path(profile) / "DevToolsActivePort"
+        for _ in range(120):
+            if active.exists() and active.read_text().count("\n") >= 1:
+                break
+            time.sleep(0.25)
+        port = active.read_text().split("\n")[0]
+        pages = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30).read())
+        page = _DevTools(next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"])
+        page.call("Network.enable")
+        # the session cookie the UI sets at login
+        assert page.call("Network.setCookie", name="_token", value=token, url=f"{base}/", path="/")["success"]
+        page.call("Page.enable")
+        page.call("Page.navigate", url=f"{base}/plugin/omnifuse")
+        page.wait_for(f"{FRAME} && {FRAME}.querySelector('#models svg') && {FRAME}.querySelector('#coverage svg')")
+        # Airflow's own page around the view: its navigation (links to Dags and Assets, the Browse menu)
+        assert page.evaluate("!!document.querySelector('a[href=\"/dags\"]') && "
+                             "!!document.querySelector('a[href=\"/assets\"]') && "
+                             "!!document.querySelector('button[aria-label=\"Browse\"]')"), "no Airflow UI around"
+        assert page.evaluate(f"{FRAME}.location.pathname").startswith("/omnifuse")
+        for section in ("models", "quality", "volumes", "quarantine", "coverage"):
+            assert page.evaluate(f"{FRAME}.querySelectorAll('#{section} svg').length"), section
+        assert page.evaluate(f"{FRAME}.querySelectorAll('#quality rect.dq-pass').length") >= 3
+        # the customer lookup, used through the form inside the UI
+        page.evaluate(f"(() => {{ const d = {FRAME}; d.querySelector('input[name=customer_id]').value = "
+                      f"{json.dumps(customer)}; d.querySelector('#lookup form').submit(); return true; }})()")
+        page.wait_for(f"{FRAME} && {FRAME}.querySelector('table.recs td.why svg')")
+        assert f"Recommendations for {customer}" in page.evaluate(f"{FRAME}.querySelector('#lookup').textContent")
+        assert page.evaluate(f"{FRAME}.querySelectorAll('table.recs tbody tr').length") >= 1
+        time.sleep(1)  # let the UI settle its layout (fonts, nav icons)
+        shot = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
+        page.evaluate(f"{FRAME}.querySelector('#lookup').scrollIntoView() || true")
+        time.sleep(0.5)
+        lookup = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
+        page.ws.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 50_000
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    SCREENSHOT.write_bytes(shot)
+    SCREENSHOT.with_name("omnifuse-dashboard-lookup.png").write_bytes(lookup)
