@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
 import time
@@ -133,6 +134,7 @@ def main() -> int:
                   f"(clustering + map in pandas/scipy: {s['resolve_s']:.2f} s)")
             print(f"clustering {s['crm_edges']:,} CRM edges: scipy {s['scipy_s']:.2f} s, plain-Python union-find "
                   f"{s['python_s']:.2f} s, speed-up x{s['python_s'] / s['scipy_s']:.1f}")
+        print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

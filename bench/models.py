@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
 import time
@@ -141,6 +142,7 @@ def main() -> int:
             print(f"  {'whole retrain':22} {total:8.1f} s ({total / 60:.1f} min; target < 15 min: "
                   f"{'met' if total < 900 else 'NOT met'})")
             _table(url, run_id, times)
+        print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

@@ -6,14 +6,16 @@ A champion is trained on the default world (so every mart table has a real model
 the world's own customers (``publish_date``: scoring, reasons, contributions, fallbacks — timed); then the
 scoring output for ``--customers`` customers x top-``--k`` (20 M rows by default) is COPYed into
 ``ml.recommendation_batches`` as the mapped scoring tasks would leave it, and ``publish_mart`` — the DAG's
-last task — builds every mart table aside (bulk primary keys), runs the output checks, writes the history
-partition and swaps the tables in. Baseline: a bare COPY of the same rows into an unindexed table.
-Prints rows/s of both, their ratio (target >= 0.5) and the longest time a swap held its lock (target < 1 s).
+last task — builds every mart table aside (bulk primary keys), runs the output checks, attaches the history
+partition (not a copy) and swaps the tables in. Baseline: a bare COPY of the same rows into an unindexed table.
+Prints rows/s of both, their ratio (target >= 0.5), the longest time a swap held its lock (target < 1 s) and the
+peak RSS of the benchmark process.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
 import time
@@ -27,6 +29,8 @@ from omnifuse.daily import run_day
 from omnifuse.generate import WorldConfig, generate
 from omnifuse.publish import publish_date, publish_mart
 from omnifuse.retrain import retrain
+
+TARGET = 0.5  # publish rows/s over bare COPY rows/s (issue 15)
 
 
 def _rows(customers: int, k: int, products: np.ndarray, day: str, version: str, chunk: int = 100_000):
@@ -100,9 +104,13 @@ def main() -> int:
         print(f"publish_mart: {publish_s:.1f} s = {n_rows / publish_s:,.0f} rows/s "
               f"(all mart tables, checks, history partition, swaps)")
         print(f"bare COPY of the same rows: {copy_s:.1f} s = {n_rows / copy_s:,.0f} rows/s")
-        print(f"ratio publish / bare COPY = {copy_s / publish_s:.2f} (target >= 0.5)")
-        print(f"longest swap lock: {summary['max_swap_ms']:.1f} ms (target < 1000 ms)")
+        ratio = copy_s / publish_s
+        print(f"ratio publish / bare COPY = {ratio:.2f} "
+              f"(target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'})")
+        print(f"longest swap lock: {summary['max_swap_ms']:.1f} ms (target < 1000 ms: "
+              f"{'met' if summary['max_swap_ms'] < 1000 else 'NOT met'})")
         print(f"publish_mart phases (s): {summary['phase_seconds']}")
+        print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

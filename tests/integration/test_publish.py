@@ -519,3 +519,33 @@ def test_migration_0017_turns_a_copied_history_into_an_attached_one(published):
     publish_mart(D, url=published)  # and publishing goes on from there
     assert _rows(published, "select count(*) from mart.customer_recommendations_history where business_date = %s",
                  (D,)) == [(len(live),)]
+
+
+@pytest.mark.parametrize(("plant", "check"), [
+    ("update ml.recommendation_batches set rank = rank + 30 where business_date = %(d)s and customer_id = "
+     "(select min(customer_id) from ml.recommendation_batches where business_date = %(d)s) and rank = "
+     "(select max(rank) from ml.recommendation_batches where business_date = %(d)s and customer_id = "
+     "(select min(customer_id) from ml.recommendation_batches where business_date = %(d)s))",
+     "ranks not 1..n without gaps"),
+    ("update ml.recommendation_batches set score = score + 100 where business_date = %(d)s and rank = 2 and "
+     "customer_id = (select min(customer_id) from ml.recommendation_batches where business_date = %(d)s)",
+     "score increases with rank"),
+])
+def test_output_checks_catch_rank_gaps_and_increasing_scores(published, plant, check):
+    """The one-pass checks (issue 15) still name each broken rule; nothing is published."""
+    recs = "select * from mart.customer_recommendations order by customer_id, rank"
+    before = _rows(published, recs)
+    with warehouse.transaction(published) as cur:
+        cur.execute("create table public.kept_batches as select * from ml.recommendation_batches "
+                    "where business_date = %s", (D,))
+        cur.execute(plant, {"d": D})
+        assert cur.rowcount == 1
+    try:
+        with pytest.raises(PublishCheckError, match=check):
+            publish_mart(D, url=published)
+        assert _rows(published, recs) == before
+    finally:
+        with warehouse.transaction(published) as cur:
+            cur.execute("delete from ml.recommendation_batches where business_date = %s", (D,))
+            cur.execute("insert into ml.recommendation_batches select * from public.kept_batches")
+            cur.execute("drop table public.kept_batches")
