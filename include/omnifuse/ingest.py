@@ -422,6 +422,9 @@ def load_source(
         )
     landed_s = time.perf_counter() - started
 
+    # the staging SQL reads each line through lateral subqueries computed once per row: caching them (memoize)
+    # only hashes every parsed line for no hit
+    cur.execute("set local enable_memoize = off")
     cur.execute(warehouse.sql_text(source.stage_sql),
                 {"business_date": business_date, "late_window_days": late_window_days, **staging_params()})
     rows_staged, duplicates, by_reason = cur.fetchone()

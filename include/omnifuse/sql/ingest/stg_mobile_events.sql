@@ -12,32 +12,6 @@ raw_lines as (
     where _batch_date = %(business_date)s
 ),
 
-parsed as materialized (
-    select
-        raw_lines.*,
-        case when ops.is_valid_input(line, 'jsonb') then line::jsonb end as doc
-    from raw_lines
-),
-
-extracted as materialized (
-    select
-        parsed.*,
-        nullif(doc ->> 'id', '') as event_id,
-        nullif(doc ->> 'event', '') as source_event_type,
-        nullif(doc ->> 'timestamp_ms', '') as ts_text,
-        nullif(doc ->> 'device_id', '') as device_id,
-        nullif(doc ->> 'user_id', '') as customer_id,
-        nullif(doc #>> '{properties,sku}', '') as sku,
-        doc #>> '{properties,price}' as price_text,
-        -- a view or click without a quantity is one item; a cart or purchase line must say how many
-        coalesce(doc #>> '{properties,quantity}', '1') as quantity_text,
-        doc #>> '{properties,quantity}' is null as quantity_missing,
-        upper(nullif(doc #>> '{properties,currency}', '')) as currency,
-        doc #>> '{app,version}' as app_version,
-        doc #>> '{app,os}' as os
-    from parsed
-),
-
 event_types (source_event_type, event_type) as (
     values
         ('view_item', 'view'),
@@ -46,68 +20,110 @@ event_types (source_event_type, event_type) as (
         ('purchase', 'purchase')
 ),
 
-typed as (
+-- one narrow row per line: typed columns, the first rule broken, and the line itself only when quarantined
+classified as materialized (
     select
-        extracted.*,
-        event_types.event_type,
-        case when ops.is_valid_input(ts_text, 'bigint') then to_timestamp(ts_text::bigint / 1000.0) end as event_ts,
-        case when ops.is_valid_input(price_text, 'numeric') then price_text::numeric end as price,
-        case when ops.is_valid_input(quantity_text, 'integer') then quantity_text::integer end as quantity,
-        products.price_eur as catalog_price,
-        rates.rate_to_eur
-    from extracted
-    left join event_types on event_types.source_event_type = extracted.source_event_type
+        r._batch_date, r._source_file, r._line_no, e.event_id, event_types.event_type, e.source_event_type,
+        t.event_ts, e.device_id, e.customer_id, e.sku, t.price, t.quantity, e.currency, e.app_version, e.os,
+        rule.reason,
+        case when rule.reason is not null then r.line end as line,
+        case
+            when rule.reason = 'unknown_sku' then 'sku=' || e.sku
+            when rule.reason = 'invalid_price' then 'price=' || coalesce(e.price_text, '') || ' catalog=' || coalesce(products.price_eur::text, '')
+            when rule.reason in ('clock_skew', 'too_late') then 'ts=' || t.event_ts::text
+            when rule.reason = 'invalid_timestamp' then 'timestamp_ms=' || e.ts_text
+            when rule.reason = 'unknown_event_type' then 'event=' || e.source_event_type
+        end as detail
+    from raw_lines as r
+    -- each line is parsed once: a lateral subquery with offset 0 is computed once per row, not inlined
+    cross join lateral (
+        select case when r._parse_error is null and ops.is_valid_input(r.line, 'jsonb') then r.line::jsonb end as doc
+        offset 0
+    ) as p
+    cross join lateral (
+        select
+            nullif(p.doc ->> 'id', '') as event_id,
+            nullif(p.doc ->> 'event', '') as source_event_type,
+            nullif(p.doc ->> 'timestamp_ms', '') as ts_text,
+            nullif(p.doc ->> 'device_id', '') as device_id,
+            nullif(p.doc ->> 'user_id', '') as customer_id,
+            nullif(p.doc #>> '{properties,sku}', '') as sku,
+            p.doc #>> '{properties,price}' as price_text,
+            -- a view or tap without a quantity is one item; a cart or purchase line must say how many
+            p.doc #>> '{properties,quantity}' as quantity_given,
+            upper(nullif(p.doc #>> '{properties,currency}', '')) as currency,
+            p.doc #>> '{app,version}' as app_version,
+            p.doc #>> '{app,os}' as os
+        offset 0
+    ) as e
+    left join event_types on event_types.source_event_type = e.source_event_type
     left join core.product_snapshots as products
-        on products.snapshot_date = %(business_date)s and products.product_id = extracted.sku
-    left join core.known_rates(%(business_date)s) as rates on rates.currency = extracted.currency
+        on products.snapshot_date = %(business_date)s and products.product_id = e.sku
+    left join core.known_rates(%(business_date)s) as rates on rates.currency = e.currency
+    cross join lateral (
+        select
+            case when ops.is_valid_input(e.ts_text, 'bigint') then to_timestamp(e.ts_text::bigint / 1000.0) end
+                as event_ts,
+            case when ops.is_valid_input(e.price_text, 'numeric') then e.price_text::numeric end as price,
+            case when ops.is_valid_input(coalesce(e.quantity_given, '1'), 'integer')
+                then coalesce(e.quantity_given, '1')::integer end as quantity
+        offset 0
+    ) as t
+    cross join lateral (
+        select case
+            when _parse_error is not null then _parse_error
+            when p.doc is null then 'malformed_json'
+            when e.event_id is null then 'missing_field:id'
+            when e.source_event_type is null then 'missing_field:event'
+            when e.ts_text is null then 'missing_field:timestamp_ms'
+            when e.sku is null then 'missing_field:sku'
+            when e.device_id is null then 'missing_field:device_id'
+            when e.price_text is null then 'missing_field:price'
+            when event_types.event_type is null then 'unknown_event_type'
+            when e.quantity_given is null and event_types.event_type in ('add_to_cart', 'purchase')
+                then 'missing_field:quantity'
+            when t.event_ts is null then 'invalid_timestamp'
+            when t.price is null then 'invalid_price'
+            when t.quantity is null or t.quantity <= 0 or t.quantity > %(max_quantity)s then 'invalid_quantity'
+            when e.currency is null then 'missing_field:currency'
+            when rates.rate_to_eur is null then 'unknown_currency'
+            when products.price_eur is null then 'unknown_sku'
+            when t.price < 0 or t.price * rates.rate_to_eur > %(price_outlier_factor)s * products.price_eur
+                then 'invalid_price'
+            when t.event_ts >= (%(business_date)s::date + 1)::timestamptz + interval '1 hour' then 'clock_skew'
+            when t.event_ts < (%(business_date)s::date - %(late_window_days)s::int)::timestamptz then 'too_late'
+        end as reason
+        offset 0
+    ) as rule
 ),
 
-classified as (
-    select
-        typed.*,
-        case
-            when _parse_error is not null then _parse_error
-            when doc is null then 'malformed_json'
-            when event_id is null then 'missing_field:id'
-            when source_event_type is null then 'missing_field:event'
-            when ts_text is null then 'missing_field:timestamp_ms'
-            when sku is null then 'missing_field:sku'
-            when device_id is null then 'missing_field:device_id'
-            when price_text is null then 'missing_field:price'
-            when event_type is null then 'unknown_event_type'
-            when quantity_missing and event_type in ('add_to_cart', 'purchase') then 'missing_field:quantity'
-            when event_ts is null then 'invalid_timestamp'
-            when price is null then 'invalid_price'
-            when quantity is null or quantity <= 0 or quantity > %(max_quantity)s then 'invalid_quantity'
-            when currency is null then 'missing_field:currency'
-            when rate_to_eur is null then 'unknown_currency'
-            when catalog_price is null then 'unknown_sku'
-            when price < 0 or price * rate_to_eur > %(price_outlier_factor)s * catalog_price then 'invalid_price'
-            when event_ts >= (%(business_date)s::date + 1)::timestamptz + interval '1 hour' then 'clock_skew'
-            when event_ts < (%(business_date)s::date - %(late_window_days)s::int)::timestamptz then 'too_late'
-        end as reason
-    from typed
+-- duplicates without sorting every line: the keys seen more than once among the valid lines (few), and
+-- the first copy (by file, line) of each; every other valid line is staged as it is
+repeated as (
+    select event_id from classified where reason is null group by event_id having count(*) > 1
+),
+
+first_copies as (
+    select distinct on (event_id) event_id, _source_file, _line_no
+    from classified
+    where reason is null and event_id in (select event_id from repeated)
+    order by event_id, _source_file, _line_no
 ),
 
 valid as (
     select
         classified.*,
-        row_number() over (partition by event_id order by _source_file, _line_no) as copy_no
+        first_copies.event_id is null
+        or (classified._source_file, classified._line_no) = (first_copies._source_file, first_copies._line_no)
+            as is_first
     from classified
-    where reason is null
+    left join first_copies on first_copies.event_id = classified.event_id
+    where classified.reason is null
 ),
 
 quarantined as (
     insert into quarantine.mobile_events (_batch_date, _source_file, _line_no, line, reason, detail)
-    select
-        _batch_date, _source_file, _line_no, line, reason,
-        case
-            when reason = 'unknown_sku' then 'sku=' || sku
-            when reason = 'invalid_price' then 'price=' || coalesce(price_text, '') || ' catalog=' || coalesce(catalog_price::text, '')
-            when reason in ('clock_skew', 'too_late') then 'ts=' || event_ts::text
-            when reason = 'invalid_timestamp' then 'timestamp_ms=' || ts_text
-            when reason = 'unknown_event_type' then 'event=' || source_event_type
-        end
+    select _batch_date, _source_file, _line_no, line, reason, detail
     from classified
     where reason is not null
     returning reason
@@ -123,14 +139,14 @@ staged as (
         currency, app_version, os, event_ts < %(business_date)s::date::timestamptz,
         _batch_date, _source_file, _line_no
     from valid
-    where copy_no = 1
+    where is_first
     returning 1
 ),
 
 final as (
     select
         (select count(*) from staged) as rows_staged,
-        (select count(*) from valid where copy_no > 1) as duplicates_dropped,
+        (select count(*) from classified where reason is null) - (select count(*) from staged) as duplicates_dropped,
         (select coalesce(jsonb_object_agg(reason, n), '{}'::jsonb)
          from (select reason, count(*) as n from quarantined group by reason) as by_reason) as quarantine_by_reason
 )

@@ -9,65 +9,81 @@ raw_lines as (
     where _batch_date = %(business_date)s
 ),
 
-extracted as materialized (
+-- one narrow row per line: typed columns, the first rule broken, and the line itself only when quarantined
+classified as materialized (
     select
-        raw_lines.*,
-        nullif(fields ->> 'interaction_id', '') as interaction_id,
-        nullif(fields ->> 'platform', '') as platform,
-        nullif(fields ->> 'handle', '') as handle,
-        nullif(fields ->> 'action', '') as action,
-        nullif(fields ->> 'sku', '') as sku,
-        nullif(fields ->> 'occurred_at', '') as ts_text,
-        fields ->> 'text' as comment_text
-    from raw_lines
-),
-
-typed as (
-    select
-        extracted.*,
-        case when ops.is_valid_input(ts_text, 'timestamptz') then ts_text::timestamptz end as event_ts,
-        products.product_id is not null as known_sku
-    from extracted
-    left join core.product_snapshots as products
-        on products.snapshot_date = %(business_date)s and products.product_id = extracted.sku
-),
-
-classified as (
-    select
-        typed.*,
+        r._batch_date, r._source_file, r._line_no, e.interaction_id, e.platform, e.handle, e.action, e.sku,
+        t.event_ts, e.ts_text, e.comment_text, rule.reason,
+        case when rule.reason is not null then r.line end as line,
         case
+            when rule.reason = 'unknown_sku' then 'sku=' || e.sku
+            when rule.reason in ('clock_skew', 'too_late', 'invalid_timestamp') then 'occurred_at=' || e.ts_text
+            when rule.reason = 'unknown_event_type' then 'action=' || e.action
+        end as detail
+    from raw_lines as r
+    -- lateral subqueries with offset 0 are computed once per row (not inlined into every expression)
+    cross join lateral (
+        select
+            nullif(r.fields ->> 'interaction_id', '') as interaction_id,
+            nullif(r.fields ->> 'platform', '') as platform,
+            nullif(r.fields ->> 'handle', '') as handle,
+            nullif(r.fields ->> 'action', '') as action,
+            nullif(r.fields ->> 'sku', '') as sku,
+            nullif(r.fields ->> 'occurred_at', '') as ts_text,
+            r.fields ->> 'text' as comment_text
+        offset 0
+    ) as e
+    left join core.product_snapshots as products
+        on products.snapshot_date = %(business_date)s and products.product_id = e.sku
+    cross join lateral (
+        select case when ops.is_valid_input(e.ts_text, 'timestamptz') then e.ts_text::timestamptz end as event_ts
+        offset 0
+    ) as t
+    cross join lateral (
+        select case
             when _parse_error is not null then _parse_error
-            when interaction_id is null then 'missing_field:interaction_id'
-            when handle is null then 'missing_field:handle'
-            when action is null then 'missing_field:action'
-            when sku is null then 'missing_field:sku'
-            when ts_text is null then 'missing_field:occurred_at'
-            when action not in ('like', 'share', 'comment', 'review') then 'unknown_event_type'
-            when event_ts is null or ts_text !~ '([+-]\d{2}:?\d{2}|Z)$' then 'invalid_timestamp'
-            when not known_sku then 'unknown_sku'
-            when event_ts >= (%(business_date)s::date + 1)::timestamptz + interval '1 hour' then 'clock_skew'
-            when event_ts < (%(business_date)s::date - %(late_window_days)s::int)::timestamptz then 'too_late'
+            when e.interaction_id is null then 'missing_field:interaction_id'
+            when e.handle is null then 'missing_field:handle'
+            when e.action is null then 'missing_field:action'
+            when e.sku is null then 'missing_field:sku'
+            when e.ts_text is null then 'missing_field:occurred_at'
+            when e.action not in ('like', 'share', 'comment', 'review') then 'unknown_event_type'
+            when t.event_ts is null or e.ts_text !~ '([+-]\d{2}:?\d{2}|Z)$' then 'invalid_timestamp'
+            when products.product_id is null then 'unknown_sku'
+            when t.event_ts >= (%(business_date)s::date + 1)::timestamptz + interval '1 hour' then 'clock_skew'
+            when t.event_ts < (%(business_date)s::date - %(late_window_days)s::int)::timestamptz then 'too_late'
         end as reason
-    from typed
+        offset 0
+    ) as rule
+),
+
+-- duplicates without sorting every line: the keys seen more than once among the valid lines (few), and
+-- the first copy (by file, line) of each; every other valid line is staged as it is
+repeated as (
+    select interaction_id from classified where reason is null group by interaction_id having count(*) > 1
+),
+
+first_copies as (
+    select distinct on (interaction_id) interaction_id, _source_file, _line_no
+    from classified
+    where reason is null and interaction_id in (select interaction_id from repeated)
+    order by interaction_id, _source_file, _line_no
 ),
 
 valid as (
     select
         classified.*,
-        row_number() over (partition by interaction_id order by _source_file, _line_no) as copy_no
+        first_copies.interaction_id is null
+        or (classified._source_file, classified._line_no) = (first_copies._source_file, first_copies._line_no)
+            as is_first
     from classified
-    where reason is null
+    left join first_copies on first_copies.interaction_id = classified.interaction_id
+    where classified.reason is null
 ),
 
 quarantined as (
     insert into quarantine.social_interactions (_batch_date, _source_file, _line_no, line, reason, detail)
-    select
-        _batch_date, _source_file, _line_no, line, reason,
-        case
-            when reason = 'unknown_sku' then 'sku=' || sku
-            when reason in ('clock_skew', 'too_late', 'invalid_timestamp') then 'occurred_at=' || ts_text
-            when reason = 'unknown_event_type' then 'action=' || action
-        end
+    select _batch_date, _source_file, _line_no, line, reason, detail
     from classified
     where reason is not null
     returning reason
@@ -82,14 +98,14 @@ staged as (
         interaction_id, coalesce(platform, 'unknown'), handle, action, sku, event_ts, ts_text, comment_text,
         event_ts < %(business_date)s::date::timestamptz, _batch_date, _source_file, _line_no
     from valid
-    where copy_no = 1
+    where is_first
     returning 1
 ),
 
 final as (
     select
         (select count(*) from staged) as rows_staged,
-        (select count(*) from valid where copy_no > 1) as duplicates_dropped,
+        (select count(*) from classified where reason is null) - (select count(*) from staged) as duplicates_dropped,
         (select coalesce(jsonb_object_agg(reason, n), '{}'::jsonb)
          from (select reason, count(*) as n from quarantined group by reason) as by_reason) as quarantine_by_reason
 )

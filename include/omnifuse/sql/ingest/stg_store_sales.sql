@@ -15,116 +15,135 @@ raw_lines as (
     where _batch_date = %(business_date)s
 ),
 
-extracted as materialized (
+-- one narrow row per line: typed columns, the first rule broken, and the line itself only when quarantined
+classified as materialized (
     select
-        raw_lines.*,
-        nullif(fields ->> 'receipt_id', '') as receipt_id,
-        nullif(fields ->> 'line_no', '') as line_no_text,
-        nullif(fields ->> 'store_id', '') as store_id,
-        nullif(fields ->> 'loyalty_card', '') as loyalty_card,
-        nullif(fields ->> 'sku', '') as sku,
-        nullif(fields ->> 'quantity', '') as quantity_text,
-        nullif(fields ->> 'unit_price', '') as price_text,
-        upper(nullif(fields ->> 'currency', '')) as currency,
-        nullif(fields ->> 'sold_at', '') as ts_text,
-        case when coalesce(fields ->> 'sku', '') ~* %(non_product_skus)s then 'non_product' else 'product' end
-            as line_kind
-    from raw_lines
-),
-
-typed as (
-    select
-        extracted.*,
-        case when ops.is_valid_input(line_no_text, 'integer') then line_no_text::integer end as line_no,
-        case when ops.is_valid_input(quantity_text, 'integer') then quantity_text::integer end as quantity,
-        case when ops.is_valid_input(price_text, 'numeric') then price_text::numeric end as unit_price,
-        -- ISO 8601 only (a shop's own format goes through its mapping): '02/11/2026' is not read as 11 February
+        r._batch_date, r._source_file, r._line_no, e.receipt_id, t.line_no, e.store_id, e.loyalty_card, e.sku,
+        t.quantity, t.unit_price, e.currency, t.sold_at_local, z.event_ts, e.line_kind, z.local_time_note,
+        rule.reason,
+        case when rule.reason is not null then r.line end as line,
         case
-            when ts_text ~ '^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$'
-                and ops.is_valid_input(ts_text, 'timestamp') then ts_text::timestamp
-        end as sold_at_local,
-        stores.timezone,
-        stores.currency as store_currency,
-        rates.rate_to_eur,
-        products.price_eur as catalog_price
-    from extracted
-    left join core.stores as stores on stores.store_id = extracted.store_id
-    left join core.known_rates(%(business_date)s) as rates on rates.currency = extracted.currency
+            when rule.reason = 'unknown_sku' then 'sku=' || e.sku
+            when rule.reason = 'invalid_price' then 'unit_price=' || coalesce(e.price_text, '') || ' ' || coalesce(e.currency, '') || ' catalog_eur=' || coalesce(products.price_eur::text, '')
+            when rule.reason = 'unknown_store' then 'store_id=' || e.store_id
+            when rule.reason = 'unknown_currency' then 'currency=' || e.currency || ' store_currency=' || coalesce(stores.currency, '')
+            when rule.reason in ('clock_skew', 'too_late', 'invalid_timestamp') then 'sold_at=' || e.ts_text
+            when rule.reason = 'invalid_quantity' then 'quantity=' || e.quantity_text
+        end as detail
+    from raw_lines as r
+    -- lateral subqueries with offset 0 are computed once per row (not inlined into every expression)
+    cross join lateral (
+        select
+            nullif(r.fields ->> 'receipt_id', '') as receipt_id,
+            nullif(r.fields ->> 'line_no', '') as line_no_text,
+            nullif(r.fields ->> 'store_id', '') as store_id,
+            nullif(r.fields ->> 'loyalty_card', '') as loyalty_card,
+            nullif(r.fields ->> 'sku', '') as sku,
+            nullif(r.fields ->> 'quantity', '') as quantity_text,
+            nullif(r.fields ->> 'unit_price', '') as price_text,
+            upper(nullif(r.fields ->> 'currency', '')) as currency,
+            nullif(r.fields ->> 'sold_at', '') as ts_text,
+            case when coalesce(r.fields ->> 'sku', '') ~* %(non_product_skus)s then 'non_product' else 'product' end
+                as line_kind
+        offset 0
+    ) as e
+    left join core.stores as stores on stores.store_id = e.store_id
+    left join core.known_rates(%(business_date)s) as rates on rates.currency = e.currency
     left join core.product_snapshots as products
-        on products.snapshot_date = %(business_date)s and products.product_id = extracted.sku
-),
-
-converted as (
-    select
-        typed.*,
-        sold_at_local at time zone timezone as event_ts,
-        -- a fall-back hour's local time reads back from two instants one hour apart (the conversion picks the
-        -- later); a spring-forward gap's local time reads back as another time (column comment: migration 0013)
-        case
-            when (sold_at_local at time zone timezone) at time zone timezone <> sold_at_local then 'nonexistent'
-            when ((sold_at_local - interval '1 hour') at time zone timezone) + interval '1 hour'
-                     <> sold_at_local at time zone timezone
-                 and (((sold_at_local - interval '1 hour') at time zone timezone) + interval '1 hour')
-                     at time zone timezone = sold_at_local then 'ambiguous'
-            when ((sold_at_local + interval '1 hour') at time zone timezone) - interval '1 hour'
-                     <> sold_at_local at time zone timezone
-                 and (((sold_at_local + interval '1 hour') at time zone timezone) - interval '1 hour')
-                     at time zone timezone = sold_at_local then 'ambiguous'
-        end as local_time_note
-    from typed
-),
-
-classified as (
-    select
-        converted.*,
-        case
+        on products.snapshot_date = %(business_date)s and products.product_id = e.sku
+    cross join lateral (
+        select
+            case when ops.is_valid_input(e.line_no_text, 'integer') then e.line_no_text::integer end as line_no,
+            case when ops.is_valid_input(e.quantity_text, 'integer') then e.quantity_text::integer end as quantity,
+            case when ops.is_valid_input(e.price_text, 'numeric') then e.price_text::numeric end as unit_price,
+            -- ISO 8601 only (a shop's own format goes through its mapping): '02/11/2026' is not read as 11 February
+            case
+                when e.ts_text ~ '^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$'
+                    and ops.is_valid_input(e.ts_text, 'timestamp') then e.ts_text::timestamp
+            end as sold_at_local
+        offset 0
+    ) as t
+    cross join lateral (
+        select
+            t.sold_at_local at time zone stores.timezone as event_ts,
+            -- a fall-back hour's local time reads back from two instants one hour apart (the conversion picks the
+            -- later); a spring-forward gap's local time reads back as another time (column comment: migration 0013)
+            case
+                when (t.sold_at_local at time zone stores.timezone) at time zone stores.timezone <> t.sold_at_local
+                    then 'nonexistent'
+                when ((t.sold_at_local - interval '1 hour') at time zone stores.timezone) + interval '1 hour'
+                         <> t.sold_at_local at time zone stores.timezone
+                     and (((t.sold_at_local - interval '1 hour') at time zone stores.timezone) + interval '1 hour')
+                         at time zone stores.timezone = t.sold_at_local then 'ambiguous'
+                when ((t.sold_at_local + interval '1 hour') at time zone stores.timezone) - interval '1 hour'
+                         <> t.sold_at_local at time zone stores.timezone
+                     and (((t.sold_at_local + interval '1 hour') at time zone stores.timezone) - interval '1 hour')
+                         at time zone stores.timezone = t.sold_at_local then 'ambiguous'
+            end as local_time_note
+        offset 0
+    ) as z
+    cross join lateral (
+        select case
             when _parse_error is not null then _parse_error
-            when receipt_id is null then 'missing_field:receipt_id'
-            when line_no_text is null then 'missing_field:line_no'
-            when store_id is null then 'missing_field:store_id'
-            when sku is null then 'missing_field:sku'
-            when quantity_text is null then 'missing_field:quantity'
-            when price_text is null then 'missing_field:unit_price'
-            when currency is null then 'missing_field:currency'
-            when ts_text is null then 'missing_field:sold_at'
-            when line_no is null then 'invalid_line_no'
-            when sold_at_local is null then 'invalid_timestamp'
-            when timezone is null then 'unknown_store'
-            when rate_to_eur is null or currency <> store_currency then 'unknown_currency'
-            when unit_price is null then 'invalid_price'
-            when quantity is null or quantity = 0 or abs(quantity) > %(max_quantity)s then 'invalid_quantity'
+            when e.receipt_id is null then 'missing_field:receipt_id'
+            when e.line_no_text is null then 'missing_field:line_no'
+            when e.store_id is null then 'missing_field:store_id'
+            when e.sku is null then 'missing_field:sku'
+            when e.quantity_text is null then 'missing_field:quantity'
+            when e.price_text is null then 'missing_field:unit_price'
+            when e.currency is null then 'missing_field:currency'
+            when e.ts_text is null then 'missing_field:sold_at'
+            when t.line_no is null then 'invalid_line_no'
+            when t.sold_at_local is null then 'invalid_timestamp'
+            when stores.timezone is null then 'unknown_store'
+            when rates.rate_to_eur is null or e.currency <> stores.currency then 'unknown_currency'
+            when t.unit_price is null then 'invalid_price'
+            when t.quantity is null or t.quantity = 0 or abs(t.quantity) > %(max_quantity)s then 'invalid_quantity'
             -- a till's business day is the store's local day (an evening sale in New York is past midnight UTC)
-            when sold_at_local >= (%(business_date)s::date + 1)::timestamp + interval '1 hour' then 'clock_skew'
-            when sold_at_local < (%(business_date)s::date - %(late_window_days)s::int)::timestamp then 'too_late'
+            when t.sold_at_local >= (%(business_date)s::date + 1)::timestamp + interval '1 hour' then 'clock_skew'
+            when t.sold_at_local < (%(business_date)s::date - %(late_window_days)s::int)::timestamp then 'too_late'
             -- an adjustment line (bad debt, a discount) may carry any price: it is money, not a product
-            when line_kind = 'non_product' then null
-            when unit_price < 0 then 'invalid_price'
-            when catalog_price is null then 'unknown_sku'
-            when unit_price * rate_to_eur > %(price_outlier_factor)s * catalog_price then 'invalid_price'
+            when e.line_kind = 'non_product' then null
+            when t.unit_price < 0 then 'invalid_price'
+            when products.price_eur is null then 'unknown_sku'
+            when t.unit_price * rates.rate_to_eur > %(price_outlier_factor)s * products.price_eur then 'invalid_price'
         end as reason
-    from converted
+        offset 0
+    ) as rule
+),
+
+-- duplicates without sorting every line: the keys seen more than once among the valid lines, and the first
+-- copy (by file, line) of each; every other valid line is staged as it is
+repeated as (
+    select receipt_id, line_no
+    from classified
+    where reason is null
+    group by receipt_id, line_no
+    having count(*) > 1
+),
+
+first_copies as (
+    select distinct on (receipt_id, line_no) receipt_id, line_no, _source_file, _line_no
+    from classified
+    where reason is null and (receipt_id, line_no) in (select receipt_id, line_no from repeated)
+    order by receipt_id, line_no, _source_file, _line_no
 ),
 
 valid as (
     select
         classified.*,
-        row_number() over (partition by receipt_id, line_no order by _source_file, _line_no) as copy_no
+        first_copies.receipt_id is null
+        or (classified._source_file, classified._line_no) = (first_copies._source_file, first_copies._line_no)
+            as is_first
     from classified
-    where reason is null
+    left join first_copies
+        on first_copies.receipt_id = classified.receipt_id and first_copies.line_no = classified.line_no
+    where classified.reason is null
 ),
 
 quarantined as (
     insert into quarantine.store_sales (_batch_date, _source_file, _line_no, line, reason, detail)
-    select
-        _batch_date, _source_file, _line_no, line, reason,
-        case
-            when reason = 'unknown_sku' then 'sku=' || sku
-            when reason = 'invalid_price' then 'unit_price=' || coalesce(price_text, '') || ' ' || coalesce(currency, '') || ' catalog_eur=' || coalesce(catalog_price::text, '')
-            when reason = 'unknown_store' then 'store_id=' || store_id
-            when reason = 'unknown_currency' then 'currency=' || currency || ' store_currency=' || coalesce(store_currency, '')
-            when reason in ('clock_skew', 'too_late', 'invalid_timestamp') then 'sold_at=' || ts_text
-            when reason = 'invalid_quantity' then 'quantity=' || quantity_text
-        end
+    select _batch_date, _source_file, _line_no, line, reason, detail
     from classified
     where reason is not null
     returning reason
@@ -140,14 +159,14 @@ staged as (
         sold_at_local < %(business_date)s::date::timestamp, line_kind, _batch_date, _source_file, _line_no,
         local_time_note
     from valid
-    where copy_no = 1
+    where is_first
     returning 1
 ),
 
 final as (
     select
         (select count(*) from staged) as rows_staged,
-        (select count(*) from valid where copy_no > 1) as duplicates_dropped,
+        (select count(*) from classified where reason is null) - (select count(*) from staged) as duplicates_dropped,
         (select coalesce(jsonb_object_agg(reason, n), '{}'::jsonb)
          from (select reason, count(*) as n from quarantined group by reason) as by_reason) as quarantine_by_reason
 )
