@@ -9,17 +9,23 @@
    in parallel on a 2-core LocalExecutor).
 3. In the same run, a bare ``COPY`` of the same decompressed lines into one unindexed ``text`` table created in
    the copying transaction (so it gets the same WAL skip as the partitions the ingest truncates).
-Prints rows/s of each and the ratios (target: full ingest ≥ 0.5 of bare COPY rows/s).
+Prints rows/s of each and the ratios (target: full ingest ≥ 0.5 of bare COPY rows/s), and the peak resident
+memory of this process, which only ingests (the world is generated in a child process): it is bounded by
+``OMNIFUSE_INGEST_BLOCK_MB`` (default 8), whatever the size of the files.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import multiprocessing
+import os
+import resource
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -27,30 +33,49 @@ from pathlib import Path
 from _isolated import isolated_url
 from omnifuse import ingest, sources, warehouse
 from omnifuse.generate import WorldConfig, generate
+from omnifuse.landing_csv import read_blocks
 
 DAY = date(2026, 11, 6)
 EVENT_SOURCES = ("web", "mobile", "social", "store")
+
+
+def _lines(source, lf) -> Iterator[bytes]:
+    """The data lines of one landed file, in blocks of the ingest's block size (the CSV header dropped)."""
+    size = ingest.block_bytes()
+    if source.fmt == "ndjson":
+        with gzip.open(lf.path, "rb") as fh:
+            while block := fh.read(size):
+                yield block
+        return
+    blocks = read_blocks(lf.path, size)
+    head = b""
+    for block in blocks:  # drop the header line
+        head += block
+        if b"\n" in head:
+            yield head.split(b"\n", 1)[1]
+            break
+    yield from blocks
 
 
 def _bare_copy(url: str, world: Path) -> tuple[int, float]:
     """COPY every event line of the day into a fresh unindexed table; returns (rows, seconds)."""
     started = time.perf_counter()
     rows = 0
+
+    def escaped(source, lf) -> Iterator[bytes]:
+        nonlocal rows
+        for data in _lines(source, lf):
+            rows += data.count(b"\n")
+            yield data.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+
     with warehouse.transaction(url) as cur:
         cur.execute("drop table if exists public.bench_bare_copy")
         cur.execute("create table public.bench_bare_copy (line text)")
         for name in EVENT_SOURCES:
             source = sources.get(name)
             for lf in ingest.landed_files(world, source, DAY):
-                if source.fmt == "ndjson":
-                    with gzip.open(lf.path, "rb") as fh:
-                        data = fh.read()
-                else:
-                    data = lf.path.read_bytes().split(b"\n", 1)[1]  # no header
-                data = data.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
-                rows += data.count(b"\n")
-                cur.copy_expert("copy public.bench_bare_copy (line) from stdin", ingest.ChunkStream([data]),
-                                size=1 << 20)
+                cur.copy_expert("copy public.bench_bare_copy (line) from stdin",
+                                ingest.ChunkStream(escaped(source, lf)), size=1 << 20)
         cur.execute("drop table public.bench_bare_copy")
     return rows, time.perf_counter() - started
 
@@ -71,6 +96,17 @@ def _ingest(url: str, world: Path, workers: int) -> tuple[int, float, list[dict]
     return sum(int(s["lines_read"]) for s in summaries), seconds, summaries
 
 
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _generate(cfg: WorldConfig, out: Path) -> dict[str, object]:
+    """Generate in a child process, so that the generator's memory is not counted as the ingest's."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(generate, (cfg, out))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -82,7 +118,7 @@ def main() -> int:
     customers = int(args.events / 10.0) + 1
     cfg = WorldConfig(customers=customers, products=5_000, days=1, start=DAY, seed=42, sessions_per_customer_day=2.0)
     t0 = time.perf_counter()
-    summary = generate(cfg, out)
+    summary = _generate(cfg, out)
     gen_s = time.perf_counter() - t0
     events = int(summary["events"])
     print(f"generator : {events:,} events ({customers:,} customers) in {gen_s:.1f}s = {events / gen_s:,.0f} events/s"
@@ -106,6 +142,10 @@ def main() -> int:
         ratio = (rows / secs) / (bare_rows / bare_best)
         print(f"{label} : {rows:,} lines in {secs:.2f}s = {rows / secs:,.0f} rows/s   ratio vs bare COPY = {ratio:.2f}"
               f"  (target >= 0.50)")
+    block_mb = os.environ.get(ingest.BLOCK_MB_ENV) or str(ingest.block_bytes() >> 20)
+    data_mb = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.parent.parent.name in EVENT_SOURCES)
+    print(f"peak RSS  : {_peak_rss_mb():,.0f} MiB for the ingest process ({ingest.BLOCK_MB_ENV}={block_mb}; "
+          f"event files on disk: {data_mb / (1 << 20):,.0f} MiB)")
     print("per channel (sequential run):")
     for s in summaries:
         print(f"  {s['source']:<7} lines={s['lines_read']:>9,} staged={s['rows_staged']:>9,} "
