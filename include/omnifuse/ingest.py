@@ -303,41 +303,68 @@ def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
     if unknown:
         stats.notes.append(f"{lf.relative}: unexpected columns {unknown} kept in raw.fields")
     stats.header = header_text
-    prefix = f"{business_date.isoformat()}\t{lf.relative}\t".encode()
+    prefix = f"{business_date.isoformat()}\t{lf.relative}\t"
     width = len(canonical)
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    # a record without quote, CR or NUL splits like csv.reader splits it (the common case, much faster)
     delimiter = mapping.delimiter if mapping else ","
+    # A record without quote, CR or NUL splits like csv.reader splits it; when it also holds no backslash, JSON
+    # quote or control character, its fields' JSON is a fixed template filled with the values as they are.
     plain = re.compile(f"[{re.escape(quote.decode())}\r\x00]").search
+    unsafe = re.compile(f"[\\x00-\\x1f\"\\\\{re.escape(quote.decode())}]").search
+    template = None
+    if mapping is None and header_error is None and len(set(canonical)) == width:
+        keys = [dumps(c).replace("\\", "\\\\").replace("{", "{{").replace("}", "}}") for c in canonical]
+        template = "{{" + ",".join(f'{k}:"{{}}"' for k in keys) + "}}"
     n = 1  # the header is record 1
+    header_reason = header_error.decode() if header_error is not None else None
+    wrong_field_count = b"wrong_field_count".decode()  # a blank line too
     for records in itertools.chain([first[1:]], blocks):
-        out: list[bytes] = []
+        out: list[str] = []
         for raw_line in records:
             n += 1
             record = raw_line.rstrip(b"\r")
-            text, error = _clean_line(record)
-            fields = b"\\N"
-            if header_error is not None and error == b"\\N":
-                error = header_error
-            if error == b"\\N":
+            if b"\x00" in record:  # stored without its NUL bytes, with that reason
+                out.append(_unreadable_record_row(record, n, prefix))
+                continue
+            try:
                 decoded = record.decode("utf-8")
-                if not decoded:
-                    row: list[str] = []
-                elif plain(decoded) is None:
-                    row = decoded.split(delimiter)
-                else:
-                    row = parse_record(decoded, mapping)
+            except UnicodeDecodeError:
+                out.append(_unreadable_record_row(record, n, prefix))
+                continue
+            text = decoded.replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
+            if header_reason is not None:
+                out.append(f"{prefix}{n}\t{text}\t\\N\t{header_reason}\n")
+                continue
+            if template is not None and decoded and unsafe(decoded) is None:
+                row = decoded.split(delimiter)
                 if len(row) != width:
-                    error = b"wrong_field_count"
+                    out.append(f"{prefix}{n}\t{text}\t\\N\t{wrong_field_count}\n")
                 else:
-                    values = dict(zip(canonical, row, strict=True))
-                    if mapping is not None:
-                        values = apply_mapping(values, mapping, n - 1)
-                    fields = _escape(dumps(values).encode())
-            out.append(b"%s%d\t%s\t%s\t%s\n" % (prefix, n, text, fields, error))
+                    out.append(f"{prefix}{n}\t{text}\t{template.format(*row)}\t\\N\n")
+                continue
+            if not decoded:
+                row = []
+            elif plain(decoded) is None:
+                row = decoded.split(delimiter)
+            else:
+                row = parse_record(decoded, mapping)
+            if len(row) != width:
+                out.append(f"{prefix}{n}\t{text}\t\\N\t{wrong_field_count}\n")
+                continue
+            values = dict(zip(canonical, row, strict=True))
+            if mapping is not None:
+                values = apply_mapping(values, mapping, n - 1)
+            fields = dumps(values).replace("\\", "\\\\")
+            out.append(f"{prefix}{n}\t{text}\t{fields}\t\\N\n")
         if out:
-            yield b"".join(out)
+            yield "".join(out).encode()
     stats.lines = n - 1
+
+
+def _unreadable_record_row(record: bytes, n: int, prefix: str) -> str:
+    """The COPY row of a record holding a NUL byte (removed) or invalid UTF-8 (replaced), with that reason."""
+    text, error = _clean_line(record)
+    return f"{prefix}{n}\t{text.decode()}\t\\N\t{error.decode()}\n"
 
 
 # --- the load --------------------------------------------------------------------------------------------
