@@ -1,0 +1,138 @@
+-- stg_mobile_events: type one arrival date of raw.mobile_events into staging.mobile_events.
+-- Grain of the output: one row per event id (first copy by file, line wins). Epoch milliseconds become UTC.
+-- The currency must have a rate in core.fx_rates (EUR always does); a missing currency is quarantined, never
+-- assumed; prices are checked against the catalog in EUR.
+-- Parameters: business_date, late_window_days, max_quantity, price_outlier_factor.
+-- Returns rows_staged, duplicates_dropped, quarantine_by_reason.
+with
+
+raw_lines as (
+    select _batch_date, _source_file, _line_no, line, _parse_error
+    from raw.mobile_events
+    where _batch_date = %(business_date)s
+),
+
+parsed as materialized (
+    select
+        raw_lines.*,
+        case when ops.is_valid_input(line, 'jsonb') then line::jsonb end as doc
+    from raw_lines
+),
+
+extracted as materialized (
+    select
+        parsed.*,
+        nullif(doc ->> 'id', '') as event_id,
+        nullif(doc ->> 'event', '') as source_event_type,
+        nullif(doc ->> 'timestamp_ms', '') as ts_text,
+        nullif(doc ->> 'device_id', '') as device_id,
+        nullif(doc ->> 'user_id', '') as customer_id,
+        nullif(doc #>> '{properties,sku}', '') as sku,
+        doc #>> '{properties,price}' as price_text,
+        -- a view or click without a quantity is one item; a cart or purchase line must say how many
+        coalesce(doc #>> '{properties,quantity}', '1') as quantity_text,
+        doc #>> '{properties,quantity}' is null as quantity_missing,
+        upper(nullif(doc #>> '{properties,currency}', '')) as currency,
+        doc #>> '{app,version}' as app_version,
+        doc #>> '{app,os}' as os
+    from parsed
+),
+
+event_types (source_event_type, event_type) as (
+    values
+        ('view_item', 'view'),
+        ('tap_item', 'click'),
+        ('add_to_cart', 'add_to_cart'),
+        ('purchase', 'purchase')
+),
+
+typed as (
+    select
+        extracted.*,
+        event_types.event_type,
+        case when ops.is_valid_input(ts_text, 'bigint') then to_timestamp(ts_text::bigint / 1000.0) end as event_ts,
+        case when ops.is_valid_input(price_text, 'numeric') then price_text::numeric end as price,
+        case when ops.is_valid_input(quantity_text, 'integer') then quantity_text::integer end as quantity,
+        products.price_eur as catalog_price,
+        rates.rate_to_eur
+    from extracted
+    left join event_types on event_types.source_event_type = extracted.source_event_type
+    left join core.product_snapshots as products
+        on products.snapshot_date = %(business_date)s and products.product_id = extracted.sku
+    left join core.known_rates(%(business_date)s) as rates on rates.currency = extracted.currency
+),
+
+classified as (
+    select
+        typed.*,
+        case
+            when _parse_error is not null then _parse_error
+            when doc is null then 'malformed_json'
+            when event_id is null then 'missing_field:id'
+            when source_event_type is null then 'missing_field:event'
+            when ts_text is null then 'missing_field:timestamp_ms'
+            when sku is null then 'missing_field:sku'
+            when device_id is null then 'missing_field:device_id'
+            when price_text is null then 'missing_field:price'
+            when event_type is null then 'unknown_event_type'
+            when quantity_missing and event_type in ('add_to_cart', 'purchase') then 'missing_field:quantity'
+            when event_ts is null then 'invalid_timestamp'
+            when price is null then 'invalid_price'
+            when quantity is null or quantity <= 0 or quantity > %(max_quantity)s then 'invalid_quantity'
+            when currency is null then 'missing_field:currency'
+            when rate_to_eur is null then 'unknown_currency'
+            when catalog_price is null then 'unknown_sku'
+            when price < 0 or price * rate_to_eur > %(price_outlier_factor)s * catalog_price then 'invalid_price'
+            when event_ts >= (%(business_date)s::date + 1)::timestamptz + interval '1 hour' then 'clock_skew'
+            when event_ts < (%(business_date)s::date - %(late_window_days)s::int)::timestamptz then 'too_late'
+        end as reason
+    from typed
+),
+
+valid as (
+    select
+        classified.*,
+        row_number() over (partition by event_id order by _source_file, _line_no) as copy_no
+    from classified
+    where reason is null
+),
+
+quarantined as (
+    insert into quarantine.mobile_events (_batch_date, _source_file, _line_no, line, reason, detail)
+    select
+        _batch_date, _source_file, _line_no, line, reason,
+        case
+            when reason = 'unknown_sku' then 'sku=' || sku
+            when reason = 'invalid_price' then 'price=' || coalesce(price_text, '') || ' catalog=' || coalesce(catalog_price::text, '')
+            when reason in ('clock_skew', 'too_late') then 'ts=' || event_ts::text
+            when reason = 'invalid_timestamp' then 'timestamp_ms=' || ts_text
+            when reason = 'unknown_event_type' then 'event=' || source_event_type
+        end
+    from classified
+    where reason is not null
+    returning reason
+),
+
+staged as (
+    insert into staging.mobile_events (
+        event_id, event_type, source_event_type, event_ts, device_id, customer_id, sku, price, quantity,
+        currency, app_version, os, is_late, _batch_date, _source_file, _line_no
+    )
+    select
+        event_id, event_type, source_event_type, event_ts, device_id, customer_id, sku, price, quantity,
+        currency, app_version, os, event_ts < %(business_date)s::date::timestamptz,
+        _batch_date, _source_file, _line_no
+    from valid
+    where copy_no = 1
+    returning 1
+),
+
+final as (
+    select
+        (select count(*) from staged) as rows_staged,
+        (select count(*) from valid where copy_no > 1) as duplicates_dropped,
+        (select coalesce(jsonb_object_agg(reason, n), '{}'::jsonb)
+         from (select reason, count(*) as n from quarantined group by reason) as by_reason) as quarantine_by_reason
+)
+
+select * from final
