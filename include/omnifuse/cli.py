@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -105,44 +108,101 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def library_output_to(log_path: Path) -> Iterator[Callable[..., None]]:
+    """Send everything this process writes to its stdout and stderr — Airflow's task logs, Great Expectations,
+    TensorFlow and absl (whose C++ code writes straight to file descriptor 2), Python warnings — to ``log_path``,
+    and yield a ``say(...)`` that prints to the terminal. The descriptors are restored on the way out, also when an
+    exception escapes (its traceback then reaches the terminal)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(saved[0]), "w", buffering=1)
+
+    def say(*parts: object, end: str = "\n") -> None:
+        print(*parts, end=end, file=terminal, flush=True)
+
+    with open(log_path, "ab") as log:  # appended: a server started here may keep writing to it
+        log.write(f"\n===== omnifuse demo {time.strftime('%Y-%m-%dT%H:%M:%S')} =====\n".encode())
+        log.flush()
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield say
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            terminal.close()
+
+
+@contextmanager
+def _terminal(verbose: bool, log_path: Path) -> Iterator[Callable[..., None]]:
+    if verbose:
+        yield lambda *parts, end="\n": print(*parts, end=end, flush=True)
+    else:
+        with library_output_to(log_path) as say:
+            yield say
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    log_path = settings.state_dir / "logs" / "demo.log"
+    # OMNIFUSE_DEMO_VERBOSE=1 shows the libraries' output (task logs, GX, TensorFlow) in the terminal as well
+    verbose = args.verbose or os.environ.get("OMNIFUSE_DEMO_VERBOSE", "") not in ("", "0", "false", "False")
+    with _terminal(verbose, log_path) as say:
+        code = _demo(args, settings, say, log_path if not verbose else None)
+    return code
+
+
+def _demo(args: argparse.Namespace, settings, say: Callable[..., None], log_path: Path | None) -> int:
     from omnifuse import warehouse
     from omnifuse.generate import WorldConfig, generate
     from omnifuse.report import audit_rows, format_audit, pipeline_summary
 
-    settings = load_settings()
+    logs = settings.state_dir / "airflow" / "logs"
+    where = f"{log_path} and the task logs under {logs}" if log_path else f"the task logs under {logs}"
     url = warehouse.warehouse_url(settings)
-    print(f"warehouse: {warehouse.describe(url)}")
+    say(f"warehouse: {warehouse.describe(url)}")
+    if log_path:
+        say(f"library output (Airflow task logs, Great Expectations, TensorFlow) goes to {log_path}")
     cfg = WorldConfig(customers=args.customers, products=args.products, days=args.days,
                       start=date.fromisoformat(args.start), seed=args.seed)
     started = time.perf_counter()
     summary = generate(cfg, settings.landing_dir)
-    print(f"generated {summary['events']:,} events ({cfg.customers:,} customers, {cfg.products:,} products, "
-          f"{cfg.days} days) into {settings.landing_dir} in {time.perf_counter() - started:.1f}s")
+    say(f"generated {summary['events']:,} events ({cfg.customers:,} customers, {cfg.products:,} products, "
+        f"{cfg.days} days) into {settings.landing_dir} in {time.perf_counter() - started:.1f}s")
     days = [cfg.start + timedelta(days=i) for i in range(cfg.days)]
-    states = run_ingest_days(days, settings)
-    print()
-    print(format_audit(audit_rows(days)))
-    print()
+    say("running the real DAGs with dag.test() (the first run also migrates Airflow's metadata database):")
+    states = run_dag_days("omnifuse_ingest", days, settings, echo=lambda line: say(f"  {line}"))
+    say()
+    say(format_audit(audit_rows(days)))
+    say()
     failed = [d for d, s in zip(days, states, strict=True) if s != "success"]
     if failed:
-        print(f"omnifuse_ingest did not succeed for {failed}: see the task logs under "
-              f"{settings.state_dir / 'airflow' / 'logs'} (or `make airflow` to look in the UI).")
+        say(f"omnifuse_ingest did not succeed for {failed}: see {where} (or `make airflow` to look in the UI).")
         return 1
     last = days[-1]
     # in production the Assets trigger these; dag.test() runs them in-process for the last date
     for dag_id in ("omnifuse_retrain", "omnifuse_publish"):
-        if run_dag_days(dag_id, [last], settings)[0] != "success":
-            print(f"{dag_id} did not succeed for {last}: see {settings.state_dir / 'airflow' / 'logs'}.")
+        if run_dag_days(dag_id, [last], settings, echo=lambda line: say(f"  {line}"))[0] != "success":
+            say(f"{dag_id} did not succeed for {last}: see {where}.")
             return 1
-    print()
-    print(pipeline_summary(last))
-    print()
-    print("Look at the data:")
-    print("  .venv/bin/omnifuse warehouse url          # the libpq URL of the embedded warehouse")
-    print('  psql "$(.venv/bin/omnifuse warehouse url)" -c "select * from mart.customer_recommendations limit 20"')
-    print("  make airflow                             # the same runs in the Airflow UI (http://localhost:8080)")
-    print(f"  Data Docs: {settings.state_dir / 'data_docs'}/<gate>/<date>/index.html")
+    say()
+    say(pipeline_summary(last))
+    say()
+    say("Look at the data:")
+    say("  .venv/bin/omnifuse warehouse url          # the libpq URL of the embedded warehouse")
+    say('  psql "$(.venv/bin/omnifuse warehouse url)" -c "select * from mart.customer_recommendations limit 20"')
+    say("  make airflow                             # the runs, the asset graph and the omnifuse view in the "
+        "Airflow UI (http://localhost:8080, Browse → omnifuse: models & data health)")
+    say(f"  Data Docs: {settings.state_dir / 'data_docs'}/<gate>/<date>/index.html")
+    if log_path:
+        say(f"  Library output of this demo: {log_path}")
     return 0
 
 
@@ -209,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("demo", help="generate a world and run the real DAGs on it, then print a summary")
     world_args(p, 2_000, 300, 4)
+    p.add_argument("--verbose", action="store_true",
+                   help="show the libraries' output in the terminal too (default: $OMNIFUSE_STATE_DIR/logs/demo.log)")
     p.set_defaults(func=_cmd_demo)
 
     args = parser.parse_args(argv)
