@@ -11,7 +11,7 @@
    the copying transaction (so it gets the same WAL skip as the partitions the ingest truncates).
 Prints rows/s of each and the ratios (target: full ingest ≥ 0.5 of bare COPY rows/s), and the peak resident
 memory of this process, which only ingests (the world is generated in a child process): it is bounded by
-``OMNIFUSE_INGEST_BLOCK_MB`` (default 8), whatever the size of the files.
+``OMNIFUSE_INGEST_BLOCK_MB`` (default 1), whatever the size of the files.
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def read_blocks(path: Path, size: int) -> Iterator[bytes]:
             yield block
 
 
-def count_records(path: Path, quote: bytes = b'"', block_size: int = 8 << 20) -> int:
+def count_records(path: Path, quote: bytes = b'"', block_size: int = 1 << 20) -> int:
     """Data records of a CSV file (after the header), as ingest counts them; reads ``block_size`` bytes at a time."""
     records = sum(len(block) for block in iter_records(read_blocks(Path(path), block_size), quote))
     return max(records - 1, 0)

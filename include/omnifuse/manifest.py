@@ -23,7 +23,7 @@ def data_lines(path: Path) -> int:
         return count_records(path)
     with gzip.open(path, "rb") as fh:
         count, last = 0, b"\n"
-        while block := fh.read(8 << 20):
+        while block := fh.read(1 << 20):
             count += block.count(b"\n")
             last = block[-1:]
     return count + (last != b"\n")  # a last line without its newline counts too
@@ -33,7 +33,7 @@ def entry(path: Path) -> dict[str, object]:
     """The manifest entry of one file."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while block := fh.read(8 << 20):
+        while block := fh.read(1 << 20):
             digest.update(block)
     return {"name": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest(),
             "data_lines": data_lines(path)}
