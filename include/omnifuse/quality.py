@@ -25,7 +25,12 @@ staging accepts. Batches: ``partition`` (the business date's partition), ``table
 again before it counts as usable).
 
 GX runs through its generic SQL data source (its Postgres source rejects the embedded server's unix-socket
-URL), so every metric is a query in the warehouse. Every result is written to ``ops.dq_results``; Data Docs
+URL), so every metric is a query in the warehouse. A gate runs in two passes: the first computes every count,
+share and observed value but asks for no sample of offending values (GX would otherwise run one more query per
+row-level expectation, a full pass over the batch whenever nothing is wrong); the second validates again, alone,
+only the row-level expectations that failed, with a sample of five values, and puts that result in place of the
+first — so ``ops.dq_results`` and Data Docs hold what a single detailed pass would. Our custom checks count their
+offending rows without fetching them (:func:`_counted_rows`). Every result is written to ``ops.dq_results``; Data Docs
 (HTML) are built per run under ``<state dir>/data_docs/<gate>/<business date>/``. GX's Airflow provider does
 not fail tasks (and pins an incompatible structlog), so the gate raises :class:`QualityGateError` itself.
 """
@@ -59,6 +64,15 @@ GATES: dict[str, tuple[str, ...]] = {
              "core_customers"),
 }
 SEVERITY = {"error": "critical", "warn": "warning"}
+#: result formats of a gate's two passes (see :func:`run_gate`): counts for every expectation, then a sample of
+#: offending values for the row-level ones that failed
+FIRST_PASS = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
+DETAIL_PASS = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+
+
+#: the batch in a custom check's query, under a name the query can qualify columns by: GX substitutes ``{batch}``
+#: with "(select ...) as subselect" for a table, but with a bare name for a query batch kept in a temporary table
+BATCH = "(select * from {{batch}}) as subselect"
 
 
 class QualityGateError(RuntimeError):
@@ -73,6 +87,34 @@ class Check:
     name: str
     severity: str
     expectation: Any  # a great_expectations Expectation
+
+
+_COUNTED_ROWS: list[type] = []
+
+
+def _counted_rows() -> type:
+    """GX's ``UnexpectedRowsExpectation`` that only counts the offending rows.
+
+    GX's own runs its query twice — once fetching the rows (all of them reach the client, of which it keeps 200),
+    once counting them — though at our result format it reports only the count: a second full pass over the batch
+    for every custom check. This one asks for the count alone; its result (``observed_value``: the count) and its
+    Data Docs rendering are GX's. Defined on first use, so importing this module does not import GX.
+    """
+    if not _COUNTED_ROWS:
+        import great_expectations.expectations as gxe
+
+        class ExpectNoUnexpectedRows(gxe.UnexpectedRowsExpectation):
+            """No row matches ``unexpected_rows_query`` (counted in the warehouse, rows not fetched)."""
+
+            metric_dependencies = ("unexpected_rows_query.row_count",)
+
+            def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
+                          execution_engine: Any = None) -> dict:
+                count = metrics["unexpected_rows_query.row_count"]
+                return {"success": count == 0, "result": {"observed_value": count}}
+
+        _COUNTED_ROWS.append(ExpectNoUnexpectedRows)
+    return _COUNTED_ROWS[0]
 
 
 def suites_dir() -> Path:
@@ -144,22 +186,21 @@ def build_checks(
             raise ValueError(f"{suite['table']}: severity must be error or warn, not {severity!r}")
         column = kwargs.get("column")
         if kind == "known_products":
-            # GX substitutes {batch} with "(select ...) as subselect"
             where = (sql.SQL("({}) and ").format(sql.SQL(kwargs["where"])) if kwargs.get("where")
                      else sql.SQL(""))
-            query = sql.SQL("select * from {{batch}} where {}not exists "
+            query = sql.SQL("select * from " + BATCH + " where {}not exists "
                             "(select 1 from core.products as p where p.product_id = subselect.{})").format(
                 where, sql.Identifier(column))
-            exp = gxe.UnexpectedRowsExpectation(unexpected_rows_query=query.as_string(conn),
+            exp = _counted_rows()(unexpected_rows_query=query.as_string(conn),
                                                 description=f"every {column} is a product in core.products"
                                                 + (f" where {kwargs['where']}" if kwargs.get("where") else ""))
             name = f"known_products({column})"
         elif kind == "known_currencies":
-            query = sql.SQL("select * from {{batch}} where subselect.{col} <> 'EUR' and not exists "
+            query = sql.SQL("select * from " + BATCH + " where subselect.{col} <> 'EUR' and not exists "
                             "(select 1 from core.fx_rates as r where r.currency = subselect.{col} "
                             "and r.rate_date <= {day})").format(
                 col=sql.Identifier(column), day=sql.Literal(business_date.isoformat()))
-            exp = gxe.UnexpectedRowsExpectation(unexpected_rows_query=query.as_string(conn),
+            exp = _counted_rows()(unexpected_rows_query=query.as_string(conn),
                                                 description=f"every {column} has a rate in core.fx_rates")
             name = f"known_currencies({column})"
         elif kind == "quarantine_share":
@@ -173,20 +214,20 @@ def build_checks(
                     and (select count(*) from {{batch}}) >= 0
             """).format(channel=sql.Literal(channel), day=sql.Literal(business_date.isoformat()),
                         share=sql.Literal(share))
-            exp = gxe.UnexpectedRowsExpectation(
+            exp = _counted_rows()(
                 unexpected_rows_query=query.as_string(conn),
                 description=f"at most {share:.0%} of the {channel} lines quarantined (else the export is broken)")
             name = "quarantine_share"
         elif kind == "unexpected_rows":
             # the condition is SQL reviewed in the suite file, never user input
             query = sql.SQL("select * from {{batch}} where {}").format(sql.SQL(kwargs["where"]))
-            exp = gxe.UnexpectedRowsExpectation(unexpected_rows_query=query.as_string(conn),
+            exp = _counted_rows()(unexpected_rows_query=query.as_string(conn),
                                                 description=kwargs.get("description", kwargs["where"]))
             name = f"unexpected_rows({kwargs.get('description', kwargs['where'])})"
         elif kind == "trailing_outliers":
             days = int(kwargs.get("days", 28))
             query = sql.SQL("""
-                select * from {{batch}}
+                select * from """ + BATCH + """
                 where abs(subselect.{col}) > {factor} * (
                     select percentile_cont({q}) within group (order by abs(h.{col}))
                     from {table} as h
@@ -196,7 +237,7 @@ def build_checks(
                         table=sql.Identifier(*suite["table"].split(".")),
                         start=sql.Literal((business_date - timedelta(days=days)).isoformat()),
                         end=sql.Literal((business_date - timedelta(days=1)).isoformat()))
-            exp = gxe.UnexpectedRowsExpectation(
+            exp = _counted_rows()(
                 unexpected_rows_query=query.as_string(conn),
                 description=f"|{column}| within {kwargs.get('factor', 10)}x the trailing {days}-day "
                 f"p{round(100 * float(kwargs.get('quantile', 0.99)))}")
@@ -211,7 +252,7 @@ def build_checks(
                             "or {col} >= {end}::date::{cast} + interval '1 hour'").format(
                 col=sql.Identifier(column), start=sql.Literal(start.isoformat()), cast=cast,
                 end=sql.Literal((business_date + timedelta(days=1)).isoformat()))
-            exp = gxe.UnexpectedRowsExpectation(
+            exp = _counted_rows()(
                 unexpected_rows_query=query.as_string(conn),
                 description=f"{column} within {start} .. {business_date} (+1 h skew)")
             name = f"fresh_events({column})"
@@ -245,7 +286,7 @@ def build_checks(
             """).format(start=sql.Literal((business_date - timedelta(days=7)).isoformat()),
                         end=sql.Literal((business_date - timedelta(days=1)).isoformat()),
                         shift=sql.Literal(kwargs["max_share_shift"]))
-            exp = gxe.UnexpectedRowsExpectation(
+            exp = _counted_rows()(
                 unexpected_rows_query=query.as_string(conn),
                 description=f"no channel's share moves more than {kwargs['max_share_shift']} from the trailing week")
             name = "channel_mix"
@@ -298,7 +339,12 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
     })
     source = context.data_sources.add_sql(name="warehouse", connection_string=_sqlalchemy_url(url))
+    # a query batch (``rebuilt``): GX learns its columns by running the query itself, which downloads every row
+    # of it (1 M rows for a day of events) to the client; in a temporary table it is materialised once, in Postgres
+    query_source = context.data_sources.add_sql(name="warehouse_query", connection_string=_sqlalchemy_url(url),
+                                                create_temp_table=True)
     checks_by_suite: dict[str, list[Check]] = {}
+    batches: dict[str, Any] = {}
     definitions = []
     with warehouse.transaction(url) as cur:
         for name in GATES[gate]:
@@ -311,7 +357,7 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
                     "not run. Run omnifuse_ingest for the date first.")
             query = batch_query(cur, suite_spec, business_date)
             if query is not None:
-                asset = source.add_query_asset(name=name, query=query)
+                asset = query_source.add_query_asset(name=name, query=query)
             else:
                 asset = source.add_table_asset(name=name, table_name=table, schema_name=schema)
             suite = context.suites.add(gx.ExpectationSuite(name=name))
@@ -319,12 +365,16 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
                 replace(check, expectation=suite.add_expectation(check.expectation))
                 for check in build_checks(cur, suite_spec, business_date, settings.late_window_days)
             ]
+            batches[name] = asset.add_batch_definition_whole_table("date")
             definitions.append(context.validation_definitions.add(gx.ValidationDefinition(
-                name=name, data=asset.add_batch_definition_whole_table("date"), suite=suite)))
+                name=name, data=batches[name], suite=suite)))
+    # First pass: every count, share and observed value, but no sample of offending values — GX would fetch one
+    # per row-level expectation with a query of its own (a full pass over the batch when nothing is wrong, which
+    # is nearly always); with partial_unexpected_count 0 that query is "limit 0" and costs nothing.
     checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=f"{gate}_gate", validation_definitions=definitions, actions=[],
-        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5}))
+        name=f"{gate}_gate", validation_definitions=definitions, actions=[], result_format=FIRST_PASS))
     result = checkpoint.run()
+    _add_samples(context, result, checks_by_suite, batches)
 
     rows = []
     for vr in result.run_results.values():
@@ -367,6 +417,25 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
             f"Data Docs {docs_index.as_uri()}), fix the source or the load, then clear this task. "
             "If the expectation itself is wrong, change its suite in include/gx/suites/ in a reviewed commit.")
     return summary
+
+
+def _add_samples(context: Any, result: Any, checks_by_suite: dict[str, list[Check]], batches: dict[str, Any]) -> None:
+    """Second pass, for the row-level expectations that failed only: validate each again on its batch with a
+    sample of offending values (as GX reports by default), put that result in place of the first one and store
+    the suite's result again, so ``ops.dq_results`` and Data Docs show the same as a single detailed pass."""
+    for key, vr in result.run_results.items():
+        by_id = {check.expectation.id: check for check in checks_by_suite[vr.suite_name]}
+        changed = False
+        for i, er in enumerate(vr.results):
+            check = by_id.get(er.expectation_config.id)
+            if check is None or er.success or "partial_unexpected_list" not in (er.result or {}):
+                continue
+            detailed = batches[vr.suite_name].get_batch().validate(check.expectation, result_format=DETAIL_PASS)
+            if detailed.success == er.success:  # the same verdict (data changing in between keeps the first)
+                vr.results[i] = detailed
+                changed = True
+        if changed:
+            context.validation_results_store.set(key, vr)
 
 
 def _exception(info: dict) -> str | None:

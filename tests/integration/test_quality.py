@@ -141,3 +141,61 @@ def test_planted_defect_fails_its_check_with_its_severity(case, loaded_world, wa
                 cur.execute(UNDO[case])
         _reload(loaded_world, warehouse_url, *restore)()
         run_gate(gate, D, url=warehouse_url, run_id=f"{case}-restored")  # the day is usable again
+
+
+# --- two passes: counts for everything, samples only for what failed (issue 15) -----------------------------------
+
+def _detail(url, run_id, table, expectation):
+    with warehouse.transaction(url) as cur:
+        cur.execute("select success, observed_value, unexpected_count, unexpected_percent, sample from ops.dq_results "
+                    "where run_id = %s and business_date = %s and table_name = %s and expectation = %s",
+                    (run_id, D, table, expectation))
+        return cur.fetchone()
+
+
+def test_a_failed_row_level_check_keeps_its_sample_and_counts(loaded_world, warehouse_url):
+    """The cheap first pass fetches no sample; the check that failed is validated again with one, so the stored
+    result, the gate's message and Data Docs name the offending values as a single detailed pass did."""
+    from omnifuse.config import load_settings
+
+    with warehouse.transaction(warehouse_url) as cur:
+        cur.execute(f"update staging.web_events_{P} set price = -7.25 where _line_no < 5")  # noqa: S608 - fixed name
+        planted = cur.rowcount
+        cur.execute(f"select count(*) from staging.web_events_{P}")  # noqa: S608
+        total = cur.fetchone()[0]
+    try:
+        with pytest.raises(QualityGateError) as failure:
+            run_gate("staging", D, url=warehouse_url, run_id="two-pass")
+        assert "-7.25" in str(failure.value)
+        success, observed, unexpected, percent, sample = _detail(
+            warehouse_url, "two-pass", "staging.web_events", "expect_column_values_to_be_between(price)")
+        assert not success and unexpected == planted and observed == f"{planted} unexpected of {total}"
+        assert percent == pytest.approx(100 * planted / total)
+        assert sample and len(sample) == min(planted, 5) and {float(v) for v in sample} == {-7.25}
+        # a check that passed keeps its figures (first pass only)
+        success, observed, unexpected, _, sample = _detail(
+            warehouse_url, "two-pass", "staging.web_events", "expect_column_values_to_not_be_null(event_id)")
+        assert success and unexpected == 0 and observed == f"0 unexpected of {total}" and sample == []
+        docs = load_settings().state_dir / "data_docs" / "staging" / D.isoformat()
+        pages = [p.read_text() for p in docs.rglob("*.html") if "validations" in p.parts]
+        assert any("-7.25" in page for page in pages)  # the sample reached Data Docs
+    finally:
+        _reload(loaded_world, warehouse_url, "web")()
+        run_gate("staging", D, url=warehouse_url, run_id="two-pass-restored")
+
+
+def test_custom_checks_count_their_rows(loaded_world, warehouse_url):
+    with warehouse.transaction(warehouse_url) as cur:
+        cur.execute(f"update staging.store_sales_{P} set sku = 'SKU999999' where _line_no < 5 "  # noqa: S608
+                    "and line_kind = 'product'")
+        planted = cur.rowcount
+    try:
+        with pytest.raises(QualityGateError):
+            run_gate("staging", D, url=warehouse_url, run_id="counted")
+        success, observed, *_ = _detail(warehouse_url, "counted", "staging.store_sales", "known_products(sku)")
+        assert not success and observed == str(planted)
+        success, observed, *_ = _detail(warehouse_url, "counted", "staging.web_events", "known_products(sku)")
+        assert success and observed == "0"
+    finally:
+        _reload(loaded_world, warehouse_url, "store")()
+        run_gate("staging", D, url=warehouse_url, run_id="counted-restored")
