@@ -17,7 +17,9 @@ import itertools
 import json
 import logging
 import os
+import queue
 import re
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -187,6 +189,49 @@ class ChunkStream(io.RawIOBase):
         out = self._buf[self._pos:self._pos + size]
         self._pos += len(out)
         return out
+
+
+_DONE = object()
+
+
+def produced_ahead(chunks: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
+    """``chunks``, produced by a thread up to ``depth`` chunks ahead of the reader.
+
+    The server copies one block while Python parses and formats the next (psycopg2 releases the GIL while it
+    sends). Memory stays bounded: at most ``depth`` chunks wait. An error of the producer is raised here; when
+    the reader stops early (a failed COPY), the producer stops too.
+    """
+    waiting: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the reader, which raises it
+            put(exc)
+
+    producer = threading.Thread(target=produce, name="ingest-producer", daemon=True)
+    producer.start()
+    try:
+        while (item := waiting.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        producer.join()
 
 
 def _escape(block: bytes) -> bytes:
@@ -423,13 +468,16 @@ def load_source(
         stats = FileLoad()
         rows = (_ndjson_rows(lf, business_date, stats) if source.fmt == "ndjson"
                 else _csv_rows(lf, source, business_date, stats, mapping))
-        stream = ChunkStream(rows)
+        ahead = produced_ahead(rows)
+        stream = ChunkStream(ahead)
         try:
             warehouse.copy_from(cur, copy, stream)
         except psycopg2.Error:
             if stream.error is not None:
                 raise stream.error from None
             raise
+        finally:
+            ahead.close()  # stops the producer if the COPY ended early
         if stats.lines != lf.data_lines:
             raise LandingError(
                 f"{lf.path}: {stats.lines} data lines read but the manifest promises {lf.data_lines} — the file is "

@@ -71,3 +71,38 @@ def test_count_records_streams(tmp_path):
     path = tmp_path / "pos.csv"
     path.write_bytes(HEADER + b'a,"b\nc"\n' * 1000)
     assert count_records(path, block_size=5) == 1000 == count_records(path)
+
+
+def test_produced_ahead_keeps_order_raises_the_producers_error_and_stops_with_the_reader():
+    import threading
+
+    assert list(ingest.produced_ahead(iter([b"a", b"b", b"c"]))) == [b"a", b"b", b"c"]
+
+    def failing():
+        yield b"a"
+        raise ingest.LandingError("x.csv: broken")
+
+    got = []
+    try:
+        for chunk in ingest.produced_ahead(failing()):
+            got.append(chunk)
+    except ingest.LandingError as exc:
+        assert "x.csv" in str(exc)
+    else:
+        raise AssertionError("the producer's error was not raised")
+    assert got == [b"a"]
+
+    produced = []
+
+    def endless():
+        n = 0
+        while True:
+            n += 1
+            produced.append(n)
+            yield b"%d" % n
+
+    ahead = ingest.produced_ahead(endless(), depth=2)
+    assert next(ahead) == b"1"
+    ahead.close()  # the reader stops early (a failed COPY)
+    assert not any(t.name == "ingest-producer" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) <= 4  # it never ran more than the queue's depth ahead
