@@ -170,7 +170,8 @@ def main() -> int:
             gx_s = time.perf_counter() - started
             plain_s = plain_sql(url, gate)
             ratio = gx_s / plain_s
-            print(f"{gate:8} gate: {summary['checks']} expectations; GX {gx_s:.2f} s, plain SQL {plain_s:.2f} s, "
+            print(f"{gate:8} gate: {summary['checks']} expectations ({summary['failed_error']} blocking and "
+                  f"{summary['failed_warn']} warning failures); GX {gx_s:.2f} s, plain SQL {plain_s:.2f} s, "
                   f"GX/SQL = {ratio:.2f} (target <= {TARGET}: {'met' if ratio <= TARGET else 'NOT met'})")
         print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
     finally:
