@@ -495,6 +495,9 @@ def load_source(
             (source.name, business_date, lf.relative, lf.bytes, lf.sha256, stats.lines, stats.header,
              json.dumps(stats.mapping)),
         )
+    # Statistics of the lines just landed: without them the planner guesses a few rows and may scan the catalog
+    # once per line (a nested loop) instead of hashing it once.
+    cur.execute(sql.SQL("analyze {}").format(raw_part))
     landed_s = time.perf_counter() - started
 
     # the staging SQL reads each line through lateral subqueries computed once per row: caching them (memoize)
@@ -503,6 +506,8 @@ def load_source(
     cur.execute(warehouse.sql_text(source.stage_sql),
                 {"business_date": business_date, "late_window_days": late_window_days, **staging_params()})
     rows_staged, duplicates, by_reason = cur.fetchone()
+    if target_table.endswith("_snapshots"):  # the day's catalog (and CRM) that the event sources join
+        cur.execute(sql.SQL("analyze {}").format(_partition(target_schema, target_table, business_date)))
     quarantined = sum(by_reason.values())
     if rows_staged + quarantined + duplicates != lines_read:
         raise RuntimeError(
