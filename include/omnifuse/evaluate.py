@@ -5,8 +5,10 @@ customers seen before T. The label is a **purchase** in [T, end] that was not re
 returned item is never a hit). Two protocols:
 
 - ``new`` (the default, what the gate judges): products the customer bought before T are excluded from the
-  recommendations and from the relevant set unless repeatable (learnt from the training data's repeat rates,
-  :meth:`Dataset.learned_repeatable`);
+  recommendations and from the relevant set: all of them when the published lists hold new products only
+  (``repeats=False``, ``OMNIFUSE_RECOMMEND_REPEATS=0``, the default), else those that are not repeatable (learnt
+  from the training data's repeat rates, :meth:`Dataset.learned_repeatable`). What is tuned, fused and gated is
+  thus what is published;
 - ``repeat``: only re-purchases of products bought before T are relevant (reported, not gated).
 
 Every metric carries a bootstrap confidence interval over customers (:func:`bootstrap_ci`); comparisons use
@@ -58,16 +60,18 @@ def labels(data: Dataset, start: date, end: date) -> sp.csr_matrix:
     return rel
 
 
-def make_split(data: Dataset, start: date, end: date, protocol: str = "new") -> Split:
+def make_split(data: Dataset, start: date, end: date, protocol: str = "new", repeats: bool = False) -> Split:
     """Train on events before ``start``; evaluate customers seen before it on their purchases in [start, end].
 
-    ``protocol``: ``new`` (already-bought non-repeatable products excluded) or ``repeat`` (only re-purchases).
+    ``protocol``: ``new`` (already-bought products excluded: all of them, or with ``repeats`` only the
+    non-repeatable ones) or ``repeat`` (only re-purchases).
     """
     train = data.before(start)
     bought = train.bought()
     returned = train.returned()
     if protocol == "new":
-        exclude = (bought.multiply(~train.learned_repeatable()[None, :]) + returned).tocsr()
+        kept = bought.multiply(~train.learned_repeatable()[None, :]) if repeats else bought
+        exclude = (kept + returned).tocsr()
     elif protocol == "repeat":
         exclude = returned.tocsr()
     else:

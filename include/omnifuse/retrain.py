@@ -67,10 +67,11 @@ class Plan:
         return cls(run_id, row[0], row[1], row[2], row[3], Path(row[4]))
 
     def splits(self, data: Dataset, protocol: str = "new") -> tuple[Split, Split]:
-        """(validation split, holdout split)."""
+        """(validation split, holdout split), excluding what publishing excludes (``OMNIFUSE_RECOMMEND_REPEATS``)."""
+        repeats = load_settings().recommend_repeats
         valid = make_split(data.before(self.split_date), self.valid_date, self.split_date - timedelta(days=1),
-                           protocol)
-        holdout = make_split(data, self.split_date, self.business_date, protocol)
+                           protocol, repeats)
+        holdout = make_split(data, self.split_date, self.business_date, protocol, repeats)
         return valid, holdout
 
 

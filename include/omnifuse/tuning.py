@@ -25,7 +25,7 @@ GRIDS: dict[str, list[dict]] = {
     "item_knn": [{}, {"neighbours": 50}, {"neighbours": 200}, {"shrink": 50.0}, {"shrink": 1.0},
                  {"neighbours": 30, "shrink": 50.0}],
     "pure_svd": [{}, {"factors": 32}, {"factors": 128}, {"factors": 16}],
-    "ease": [{}, {"l2": 50.0}, {"l2": 500.0}, {"l2": 1000.0}, {"l2": 20.0}],
+    "ease": [{}, {"l2": 100.0}, {"l2": 500.0}, {"l2": 1000.0}, {"l2": 50.0}],
     "assoc_rules": [{}, {"min_support_count": 1}, {"min_support_count": 3}],
     "two_tower": [{}, {"dim": 64}, {"batch_size": 2048}, {"max_steps": 500}, {"dim": 16, "max_steps": 3000}],
 }

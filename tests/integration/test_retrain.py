@@ -20,7 +20,18 @@ FAST = ("popularity", "popularity_channel", "item_knn", "pure_svd", "ease", "ass
 
 
 @pytest.fixture(scope="module")
-def loaded(tiny_world, warehouse_url, tmp_path_factory):
+def retrain_world(tmp_path_factory):
+    """The tiny world's shape with more customers: under the new-items protocol a 600-customer world leaves
+    a holdout too small for the gate's beyond-the-noise rule to be anything but chance."""
+    from omnifuse.generate import WorldConfig, generate
+
+    out = tmp_path_factory.mktemp("retrain_world")
+    generate(WorldConfig(customers=1500, products=150, days=3, start=DAYS[0], seed=11), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def loaded(retrain_world, warehouse_url, tmp_path_factory):
     import os
 
     saved = {k: os.environ.get(k) for k in ("OMNIFUSE_MODEL_STORE", "OMNIFUSE_TUNING_BUDGET_S")}
@@ -30,7 +41,7 @@ def loaded(tiny_world, warehouse_url, tmp_path_factory):
         cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
     warehouse.migrate(warehouse_url)
     for day in DAYS:
-        run_day(day, tiny_world, warehouse_url)
+        run_day(day, retrain_world, warehouse_url)
     yield warehouse_url
     for k, v in saved.items():
         if v is None:
@@ -75,7 +86,10 @@ def test_same_data_and_seed_give_the_same_metrics_and_a_rerun_keeps_the_champion
     assert rows == {run_id: "champion", rerun: "rejected"}
     assert (Plan.load(run_id, loaded).artifact_dir / "fused" / "MANIFEST.json").exists()
     ndcg = {m: v for m, metric, k, s, v, *_ in metrics if metric == "ndcg" and k == 10 and s == "holdout"}
-    assert all(ndcg[m] > ndcg["popularity"] for m in ("item_knn", "pure_svd", "ease", "two_tower")), ndcg
+    # three days of a generated world, new products only: the linear models learn it; the two-tower and the
+    # kNN are at popularity's level there and the fused model must beat them all
+    assert all(ndcg[m] > ndcg["popularity"] for m in ("pure_svd", "ease")), ndcg
+    assert all(ndcg["served"] >= ndcg[m] for m in FAST + ("two_tower",)), ndcg
     assert {"fusion_equal", "fusion_rrf", "fusion_linear", "fusion_stacked", "fused_with_rules", "served",
             "ease_with_rules"} <= set(ndcg)
     assert any(s == "holdout_repeat" for _, _, _, s, *_ in metrics)
