@@ -34,13 +34,30 @@ _STATE = _isolate()
 
 
 def _configure_airflow() -> None:
-    """Point Airflow at its metadata database in the test warehouse before anything imports Airflow."""
+    """Point Airflow at its metadata database in the test warehouse before anything imports Airflow; the server
+    itself starts in :func:`pytest_collection_finish`, and only when a selected test is not a unit test."""
     from omnifuse.cli import airflow_env
 
-    os.environ.update(airflow_env())
+    os.environ.update(airflow_env(start=False))
 
 
 _configure_airflow()
+
+
+def pytest_collection_finish(session):
+    """Start the session's embedded server unless every selected test is a unit test (``pytest -m unit`` needs
+    no server)."""
+    if all(item.get_closest_marker("unit") for item in session.items):
+        return
+    from omnifuse import warehouse
+    from omnifuse.config import load_settings
+
+    settings = load_settings()
+    if warehouse.is_embedded(settings):
+        warehouse.up(settings)
+        if warehouse.airflow_sql_alchemy_conn(settings) != os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]:
+            raise pytest.UsageError("the embedded server listens on another socket folder than the one Airflow was "
+                                    f"given ({os.environ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']}); shorten TMPDIR")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -50,6 +67,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, parts[0]))
         if not any(item.get_closest_marker(t) for t in TIERS):
             raise pytest.UsageError(f"{item.nodeid} has no tier marker ({', '.join(TIERS)})")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the session's server if it still runs (no test may have asked for the warehouse) and remove its state
+    folder: nothing is left behind, server or not."""
+    import sys
+
+    from omnifuse import warehouse
+
+    if "airflow.settings" in sys.modules:  # close Airflow's pooled connections before the server stops
+        sys.modules["airflow.settings"].dispose_orm()
+    warehouse.release(_STATE)
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,11 @@ from pathlib import Path
 from omnifuse.config import Settings, load_settings
 
 
-def airflow_env(settings: Settings | None = None) -> dict[str, str]:
-    """Environment that points Airflow at the embedded metadata database and this project's DAGs."""
+def airflow_env(settings: Settings | None = None, start: bool = True) -> dict[str, str]:
+    """Environment that points Airflow at the embedded metadata database and this project's DAGs.
+
+    ``start=False`` names the embedded server's database without starting it (the test session starts it only
+    when a selected test needs a server)."""
     from omnifuse import warehouse
 
     settings = settings or load_settings()
@@ -35,7 +38,8 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
         "OMNIFUSE_LANDING_DIR": str(settings.landing_dir),
     }
     if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ and warehouse.is_embedded(settings):
-        warehouse.up(settings)
+        if start:
+            warehouse.up(settings)
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = warehouse.airflow_sql_alchemy_conn(settings)
     return env
 
