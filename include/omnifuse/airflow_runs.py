@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 from omnifuse.config import Settings, load_settings
@@ -94,10 +94,7 @@ def run_dag_days(dag_id: str, days: list[date], settings: Settings | None = None
     dag = load_dag(settings, dag_id)
     states = []
     for day in days:
-        # Stamped with the time it starts, so the UI shows its true start and duration. Not None: dag.test() first
-        # deletes the DAG's run with the same logical date, and with None that is every earlier run of the DAG
-        # (``logical_date IS NULL``), so only the last business date's run would stay visible.
-        outcome = run_outcome(dag, day, logical_date=datetime.now(UTC))
+        outcome = run_outcome(dag, day)  # stamped with the time it starts (see omnifuse.backfill)
         state = "success" if outcome.ok else f"failed: {outcome.why()}"
         states.append(state)
         echo(f"{dag_id} {day}: {state} ({outcome.seconds:.0f}s)")

@@ -2,8 +2,10 @@
 
 Each business date is one real ``omnifuse_ingest`` run (``dag.test()``, conf ``business_date``), then
 ``omnifuse_retrain`` and ``omnifuse_publish`` run for the last date (or for every date). A run's logical date
-is never the business date: runs are stamped with the time they really ran (``logical_date=None``), so a
-business date years before the DAGs' ``start_date`` works, and the Airflow UI shows true start times.
+is never the business date: runs are stamped with the time they really ran (the logical date is the moment the
+run starts; with ``logical_date=None`` ``dag.test()`` would delete the DAG's earlier runs without a logical date,
+leaving only the last one in the UI), so a business date years before the DAGs' ``start_date`` works, and the
+Airflow UI shows every run with its true start time and duration.
 
 A run only counts as done when every task of the DAG has a task instance that succeeded: a run that
 executed no task, or skipped or never reached a task that must run, is a failure that says which tasks and
@@ -18,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 #: Task states that count as done for a run; anything else (skipped, upstream_failed, none) is a failure.
 DONE_STATES = frozenset({"success"})
@@ -72,15 +74,15 @@ def date_range(start: date, end: date) -> list[date]:
 def run_outcome(dag, business_date: date, conf: dict | None = None, *, logical_date=None) -> RunOutcome:
     """Run ``dag`` once for ``business_date`` with ``dag.test()`` and read back what its tasks did.
 
-    ``logical_date`` stays None in production use (the run is stamped with the time it ran); tests pass one to
-    show that a run Airflow creates without task instances is reported as a failure.
+    ``logical_date``: the moment the run starts when not given (see the module docstring); tests pass an old one
+    to show that a run Airflow creates without task instances is reported as a failure.
     """
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     started = time.perf_counter()
-    run = dag.test(logical_date=logical_date,
+    run = dag.test(logical_date=logical_date or datetime.now(UTC),
                    run_conf={"business_date": business_date.isoformat(), **(conf or {})})
     seconds = time.perf_counter() - started
     run_id = getattr(run, "run_id", None)

@@ -26,11 +26,21 @@ def test_backfill_years_before_start_date_loads_every_date(wholesale_world, clea
     from omnifuse.backfill import backfill
 
     monkeypatch.setenv("OMNIFUSE_LANDING_DIR", str(wholesale_world))
+    before = datetime.now(UTC)
     outcomes = backfill(DAYS[0], DAYS[-1], retrain="none", report=None)
     ingest_tasks = set(load_dag(load_settings(), "omnifuse_ingest").task_ids)
     assert [o.business_date for o in outcomes] == DAYS
     for o in outcomes:
         assert o.ok and set(o.tasks) == ingest_tasks and set(o.tasks.values()) == {"success"}
+    # every run stays in Airflow, stamped with the time it ran (earlier runs are not replaced by later ones)
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        runs = session.query(DagRun).filter(DagRun.dag_id == "omnifuse_ingest", DagRun.run_id.in_(
+            [o.run_id for o in outcomes])).all()
+        assert len(runs) == len(DAYS)
+        assert all(r.logical_date >= before and (r.end_date - r.start_date) < timedelta(hours=1) for r in runs)
     with warehouse.transaction(clean_warehouse) as cur:
         cur.execute("select business_date, channel, files, lines_read, rows_staged from ops.load_audit "
                     "where channel in ('web', 'store') order by 1, 2")
