@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from omnifuse.config import EVENT_CHANNELS
 from omnifuse.generate.writers import write_csv, write_gzip_lines, write_lines, write_manifest
 
 CATEGORIES = [
@@ -51,7 +52,7 @@ STORES = [
 ]
 #: Reporting currency is EUR; ``amount_eur = amount * rate_to_eur``.
 FX_TO_EUR = {"EUR": 1.0, "GBP": 1.17, "USD": 0.93, "CAD": 0.68}
-CHANNELS = ["web", "mobile", "social", "store"]
+CHANNELS = list(EVENT_CHANNELS)
 SOCIAL_PLATFORMS = ["instagram", "tiktok", "x", "facebook"]
 SOCIAL_ACTIONS = ["like", "share", "comment", "review"]
 SOCIAL_TEXTS = ["love it, want it", "great value", "meh, not for me", "bought one, so happy", "", "wow"]
