@@ -37,6 +37,23 @@ def _event(c, p, day, kind="purchase", basket=None):
             "basket": basket or f"{c}:{day}"}
 
 
+def test_new_items_protocol_excludes_what_publishing_excludes():
+    """repeats=False (OMNIFUSE_RECOMMEND_REPEATS=0): every bought product is out of the candidates and the labels,
+    even one that customers buy again; repeats=True keeps the repeatable ones."""
+    events = pd.DataFrame([_event(c, "P1", d) for c in ("C1", "C2", "C3") for d in (0, 1)]  # P1: bought again
+                          + [_event("C1", "P2", 0), _event("C1", "P1", 2), _event("C1", "P3", 2)])
+    data = from_frames(events, _catalog().assign(repeatable=True))  # too few buyers to learn: the flag decides
+    p1, p3 = list(data.products).index("P1"), list(data.products).index("P3")
+    c1 = list(data.customers).index("C1")
+    assert data.before(D0 + timedelta(days=2)).learned_repeatable()[p1]
+    strict = make_split(data, D0 + timedelta(days=2), D0 + timedelta(days=2))
+    assert strict.exclude[c1, p1] == 1
+    assert set(strict.relevant[list(strict.users).index(c1)].indices) == {p3}
+    loose = make_split(data, D0 + timedelta(days=2), D0 + timedelta(days=2), repeats=True)
+    assert loose.exclude[c1, p1] == 0
+    assert set(loose.relevant[list(loose.users).index(c1)].indices) == {p1, p3}
+
+
 def test_a_returned_purchase_is_no_signal_and_never_a_hit():
     events = pd.DataFrame([
         _event("C1", "P1", 0), _event("C1", "P2", 0), _event("C2", "P1", 0),
