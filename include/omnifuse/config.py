@@ -93,6 +93,7 @@ class Settings:
     max_per_category: int = 4
     store_boost: float = 0.3
     recommend_repeats: bool = False
+    ingest_block_mb: float = 1.0
 
     @property
     def pgdata(self) -> Path:
@@ -104,6 +105,16 @@ def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
     return value
+
+
+def _megabytes(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number of megabytes (e.g. 8)") from None
 
 
 def load_settings() -> Settings:
@@ -154,6 +165,8 @@ def load_settings() -> Settings:
       ``on_failure`` (what ``omnifuse backfill`` uses: a year of history renders only the days that need a look)
       or ``never``.
     - ``OMNIFUSE_DEFAULT_CURRENCY``: the currency of catalog lines that name none (default EUR).
+    - ``OMNIFUSE_INGEST_BLOCK_MB``: megabytes of a landed file read (and, for gzip, decompressed) per step (default
+      1, at least 1/16). A load's peak memory grows with it (about 30×), never with the size of the files.
     - ``OMNIFUSE_BI_ROLE`` / ``OMNIFUSE_BI_PASSWORD``: the read-only BI role (see ``warehouse.bi_credentials``).
     """
     home = project_root()
@@ -185,6 +198,7 @@ def load_settings() -> Settings:
         max_per_category=int(os.environ.get("OMNIFUSE_MAX_PER_CATEGORY", "4")),
         store_boost=float(os.environ.get("OMNIFUSE_STORE_BOOST", "0.3")),
         recommend_repeats=os.environ.get("OMNIFUSE_RECOMMEND_REPEATS", "0").strip().lower() in ("1", "true", "yes"),
+        ingest_block_mb=_megabytes("OMNIFUSE_INGEST_BLOCK_MB", 1.0),
         data_docs=_choice("OMNIFUSE_DATA_DOCS", "always", ("always", "on_failure", "never")),
         mapping_dir=Path(os.environ["OMNIFUSE_MAPPING_DIR"]).resolve() if os.environ.get("OMNIFUSE_MAPPING_DIR")
         else None,

@@ -16,7 +16,6 @@ import io
 import itertools
 import json
 import logging
-import os
 import queue
 import re
 import threading
@@ -41,22 +40,15 @@ from omnifuse.sources import Source
 log = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
-#: Setting: megabytes of a landed file read (and, for gzip, decompressed) per step. Peak memory of a load grows
-#: with it (about 30x: the block, its lines, their COPY rows), never with the size of the files.
+#: The setting behind :func:`block_bytes` (``Settings.ingest_block_mb``; tests and benches set it).
 BLOCK_MB_ENV = "OMNIFUSE_INGEST_BLOCK_MB"
-_BLOCK = 1 << 20  # the default: 1 MiB (peak memory ~35 MiB above the interpreter; larger blocks are not faster)
 
 
 def block_bytes() -> int:
-    """Bytes read per step (``OMNIFUSE_INGEST_BLOCK_MB``, default 1; at least 64 KiB)."""
-    value = os.environ.get(BLOCK_MB_ENV, "").strip()
-    if not value:
-        return _BLOCK
-    try:
-        megabytes = float(value)
-    except ValueError:
-        raise ValueError(f"{BLOCK_MB_ENV}={value!r} is not a number of megabytes (e.g. 8)") from None
-    return max(int(megabytes * (1 << 20)), 1 << 16)
+    """Bytes of a landed file read per step: ``OMNIFUSE_INGEST_BLOCK_MB`` (default 1; at least 64 KiB). Peak memory
+    of a load grows with it (about 30x: the block, its lines, their COPY rows), never with the size of the files;
+    larger blocks are not faster."""
+    return max(int(load_settings().ingest_block_mb * (1 << 20)), 1 << 16)
 
 
 class LandingError(RuntimeError):
