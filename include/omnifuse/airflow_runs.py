@@ -72,8 +72,9 @@ def load_dag(settings: Settings, dag_id: str):
 
     path = settings.home / "dags" / f"{dag_id}.py"
     spec = importlib.util.spec_from_file_location(f"omnifuse_dag_{dag_id}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"{path}: no DAG file for {dag_id}")
     module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
     spec.loader.exec_module(module)
     from airflow.sdk import DAG
 

@@ -97,7 +97,7 @@ def run_outcome(dag, business_date: date, conf: dict | None = None, *, logical_d
             ).all()
         for task_id, map_index, ti_state in rows:
             key = task_id if map_index is None or map_index < 0 else f"{task_id}[{map_index}]"
-            tasks[key] = str(ti_state.value if hasattr(ti_state, "value") else ti_state).lower()
+            tasks[key] = str(getattr(ti_state, "value", ti_state)).lower()
     ran = {t.split("[")[0] for t in tasks}
     missing = sorted(set(dag.task_ids) - ran)
     return RunOutcome(dag.dag_id, business_date, run_id, state, seconds, tasks, missing)

@@ -47,8 +47,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     summary = generate(cfg, Path(args.out))
     seconds = time.perf_counter() - started
-    print(f"wrote {summary['events']:,} events over {cfg.days} days to {args.out} in {seconds:.1f}s "
-          f"({summary['events'] / seconds:,.0f} events/s)")
+    events = int(str(summary["events"]))
+    print(f"wrote {events:,} events over {cfg.days} days to {args.out} in {seconds:.1f}s "
+          f"({events / seconds:,.0f} events/s)")
     return 0
 
 

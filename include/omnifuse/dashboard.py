@@ -316,7 +316,7 @@ def model_chart(points: list[dict]) -> str:
     ordered = {FUSED: series.pop(FUSED)} if FUSED in series else {}
     ordered.update(sorted(series.items()))
     over_time = line_chart(ordered, label="NDCG@10 per model and day, with 90 % bootstrap intervals",
-                           value="ndcg10", low="ci_low", high="ci_high", banded={FUSED, best} - {None}, strong=FUSED,
+                           value="ndcg10", low="ci_low", high="ci_high", banded={FUSED} | ({best} if best else set()), strong=FUSED,
                            fmt=lambda v: f"{v:.3f}")
     return f"<h3>over the days (bands: {FUSED} and the best base model, {best})</h3>{over_time}{forest}"
 

@@ -137,10 +137,10 @@ def per_customer(recs: np.ndarray, relevant: sp.csr_matrix, k: int) -> dict[str,
     precision_at = cum_hits / np.arange(1, recs.shape[1] + 1)
     ap = (precision_at * hits).sum(axis=1) / np.maximum(np.minimum(n_rel, k), 1)
     return {
-        "recall": hits.sum(axis=1) / np.maximum(n_rel, 1),
-        "ndcg": np.where(ideal > 0, dcg / np.maximum(ideal, 1e-12), 0.0),
-        "map": ap,
-        "hitrate": hits.any(axis=1).astype(np.float64),
+        "recall": np.asarray(hits.sum(axis=1) / np.maximum(n_rel, 1)),
+        "ndcg": np.asarray(np.where(ideal > 0, dcg / np.maximum(ideal, 1e-12), 0.0)),
+        "map": np.asarray(ap),
+        "hitrate": np.asarray(hits.any(axis=1), dtype=np.float64),
     }
 
 
@@ -177,7 +177,7 @@ def coverage(recs: np.ndarray, n_items: int, k: int) -> float:
 def evaluate(recs: np.ndarray, split: Split, n_items: int, seed: int = 0) -> list[tuple]:
     """(metric, k, value, ci_low, ci_high, customers) for every metric in METRICS and k in KS (coverage has
     no interval)."""
-    out = []
+    out: list[tuple] = []
     n = len(split.users)
     for k in KS:
         for name, values in per_customer(recs, split.relevant, k).items():

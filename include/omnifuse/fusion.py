@@ -345,7 +345,7 @@ class FusedModel:
                 pd.MultiIndex.from_arrays([np.repeat(np.arange(len(u)), k), r.ravel()]))
             m = np.zeros((len(u) * k, len(self.models)), dtype=bool)
             found = np.flatnonzero(lookup >= 0)
-            m[np.ix_(found, cols)] = c.in_top[lookup[found]]
+            m[np.ix_(found, np.asarray(cols, dtype=np.int64))] = c.in_top[lookup[found]]
             recs.append(r)
             vals.append(v)
             contrib.append(m.reshape(len(u), k, -1))
@@ -362,7 +362,7 @@ class FusedModel:
             for name, model in self.models.items():
                 model.save(tmp / "models" / name)
             if self.learner is not None:
-                np.savez(tmp / "learner.npz", **self.learner.arrays())
+                np.savez(tmp / "learner.npz", **self.learner.arrays())  # type: ignore[arg-type]  # as in models.base
             (tmp / "fusion.json").write_text(json.dumps({
                 "variant": self.variant, "models": list(self.models), "use": self.use, "rules": asdict(self.rules),
                 "n_candidates": self.n_candidates, "learner": self.learner is not None}, indent=1))

@@ -166,6 +166,7 @@ def model_contributions(fused: FusedModel, data: Dataset, users: np.ndarray, rec
             if fused.variant == "rrf":
                 value = rr
             elif stacked:
+                assert terms is not None  # stacked implies learner terms
                 coef, mean, scale = terms
                 value = (coef[m] * (picked - mean[m]) / scale[m]
                          + coef[m_count + m] * (60.0 * rr - mean[m_count + m]) / scale[m_count + m])
@@ -190,7 +191,7 @@ def _evidence(data: Dataset, fused: FusedModel, users: np.ndarray, recs: np.ndar
     model_names = list(fused.models)
     idx = {n: i for i, n in enumerate(model_names)}
     similar = [idx[n] for n in SIMILARITY_MODELS if n in idx]
-    sim = fused.models["item_knn"].state["sim"].tocsr() if "item_knn" in idx else None
+    sim = sp.csr_matrix(fused.models["item_knn"].state["sim"]) if "item_knn" in idx else None
     rules = None
     if "assoc_rules" in idx:
         s = fused.models["assoc_rules"].state

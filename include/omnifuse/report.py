@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 from omnifuse import warehouse
 
 
-def audit_rows(business_dates: list[date] | None = None, url: str | None = None) -> list[dict[str, object]]:
+def audit_rows(business_dates: list[date] | None = None, url: str | None = None) -> list[dict[str, Any]]:
     """``ops.load_audit`` rows (one per channel and date), optionally for some dates only."""
     query = warehouse.sql_text("report/load_audit.sql")
     with warehouse.transaction(url) as cur:
@@ -17,7 +18,7 @@ def audit_rows(business_dates: list[date] | None = None, url: str | None = None)
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def format_audit(rows: list[dict[str, object]]) -> str:
+def format_audit(rows: list[dict[str, Any]]) -> str:
     """A fixed-width table: channel, date, files, lines, staged, quarantined (by reason), duplicates."""
     header = (f"{'date':<10}  {'channel':<9} {'files':>5} {'lines':>9} {'staged':>9} {'quarant.':>8} "
               f"{'dups':>8}  reasons")

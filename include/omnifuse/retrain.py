@@ -303,6 +303,7 @@ def gate_champion(run_id: str, *, url: str | None = None, margin: float | None =
     decision = registry.judge(run_id, challenger, popularity, versus, margin, settings.seed, older, forced)
     decision.previous = champ.model_version if champ else None
     if unscored and not forced:
+        assert champ is not None  # only a champion can fail to be scored
         decision.promote = False
         decision.reason = (f"rejected: {unscored}; champion {champ.model_version} stays (force to replace it)")
     elif unscored:

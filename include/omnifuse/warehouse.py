@@ -86,7 +86,7 @@ def _tune_embedded(settings: Settings) -> None:
                     cur.execute(sql.SQL("alter system set {} = {}").format(sql.Identifier(name), sql.Literal(value)))
                     changed = True
     if changed:
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=settings.pgdata, user=_pg_user(), timeout=60)
 
@@ -153,7 +153,7 @@ def down(settings: Settings | None = None) -> bool:
     settings = settings or load_settings()
     if not _embedded_running(settings):
         return False
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     pg_ctl(["-m", "fast", "-w", "stop"], pgdata=settings.pgdata, user=_pg_user(), timeout=60)
     return True

@@ -50,10 +50,10 @@ class Recommender(ABC):
 
         with write_dir(folder) as tmp:
             dense = {k: v for k, v in self.state.items() if not sp.issparse(v)}
-            np.savez(tmp / "state.npz", **dense)
+            np.savez(tmp / "state.npz", **dense)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
             for key, value in self.state.items():
                 if sp.issparse(value):
-                    sp.save_npz(tmp / f"{key}.sparse.npz", value.tocsr())
+                    sp.save_npz(tmp / f"{key}.sparse.npz", sp.csr_matrix(value))
             (tmp / "model.json").write_text(json.dumps({"name": self.name, "seed": self.seed,
                                                         "params": self.params}))
 
