@@ -43,6 +43,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     cfg = WorldConfig(
         customers=args.customers, products=args.products, days=args.days, start=date.fromisoformat(args.start),
         seed=args.seed, mess=MessConfig.clean() if args.clean else MessConfig(), profile=args.profile,
+        web_format=args.web_format,
     )
     started = time.perf_counter()
     summary = generate(cfg, Path(args.out))
@@ -237,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clean", action="store_true", help="no planted mess")
     p.add_argument("--profile", choices=["default", "wholesale"], default="default",
                    help="wholesale: what real tills have (wholesale quantities, returns, fees, closed Sundays...)")
+    p.add_argument("--web-format", choices=["native", "ga4"], default="native",
+                   help="ga4: web and app events as a Google Analytics 4 BigQuery export (docs/landing.md)")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("convert", help="convert a real public data set into the landing zone (see omnifuse.realdata)")

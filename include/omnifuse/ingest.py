@@ -33,6 +33,7 @@ from psycopg2 import sql
 
 from omnifuse import sources, warehouse
 from omnifuse.config import load_settings
+from omnifuse.landing import ga4
 from omnifuse.landing_csv import Mapping, apply_mapping, iter_records, load_mapping, parse_record, read_blocks
 from omnifuse.rules import staging_params
 from omnifuse.sources import Source
@@ -69,6 +70,7 @@ class FileLoad:
     """What landing one file found: data lines, header and column renames (CSV)."""
 
     lines: int = 0
+    records: int | None = None  # lines of the audit when they differ from the file's (a GA4 row per item)
     header: str | None = None
     mapping: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -270,6 +272,63 @@ def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad) -> Iterat
     stats.lines = line_no
 
 
+def _ga4_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLoad) -> Iterator[bytes]:
+    """COPY rows for a gzip GA4 export file (``format = "ga4"``): one row per item of each interaction event,
+    with the native record of ``source`` as ``line`` and the GA4 row's line number as ``_line_no``; a row that
+    cannot be expanded lands once, as it came, with its reason in ``_parse_error``. Rows that are not
+    interactions of this source are counted in ``stats.notes`` (see :mod:`omnifuse.landing.ga4`)."""
+    prefix = f"{business_date.isoformat()}\t{lf.relative}\t"
+    size = block_bytes()
+    line_no = records = 0
+    skipped: dict[str, int] = {}
+    carry = b""
+
+    def rows(parts: list[bytes], start: int) -> bytes:
+        nonlocal records
+        out = []
+        for n, raw_line in enumerate(parts, start=start + 1):
+            text, error = _clean_line(raw_line)
+            if error != b"\\N":
+                out.append(f"{prefix}{n}\t{text.decode()}\t\\N\t{error.decode()}\n")
+                records += 1
+                continue
+            found = ga4.expand(raw_line.decode("utf-8"), source.name)
+            if found.skipped is not None:
+                skipped[found.skipped] = skipped.get(found.skipped, 0) + 1
+                continue
+            if found.reason is not None:
+                out.append(f"{prefix}{n}\t{text.decode()}\t\\N\t{found.reason}\n")
+                records += 1
+                continue
+            for record in found.records:
+                escaped = record.replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
+                out.append(f"{prefix}{n}\t{escaped}\t\\N\t\\N\n")
+            records += len(found.records)
+        return "".join(out).encode()
+
+    try:
+        with gzip.open(lf.path, "rb") as fh:
+            while block := fh.read(size):
+                parts = (carry + block).split(b"\n")
+                carry = parts.pop()
+                yield rows(parts, line_no)
+                line_no += len(parts)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise LandingError(
+            f"{lf.path}: corrupt or truncated gzip after {line_no} lines ({exc}). Nothing was loaded for "
+            f"{business_date}; ask the sender to re-deliver the file, then clear the task."
+        ) from exc
+    if carry:
+        yield rows([carry], line_no)
+        line_no += 1
+    stats.lines, stats.records = line_no, records
+    stats.notes.append(f"{lf.relative}: read as a GA4 export, {line_no} GA4 rows -> {records} lines (one per item)")
+    if skipped:
+        listed = ", ".join(f"{k}={v}" for k, v in sorted(skipped.items()))
+        stats.notes.append(f"{lf.relative}: {sum(skipped.values())} GA4 rows are not {source.name} interactions "
+                           f"and were not loaded ({listed})")
+
+
 def _rows_from_parts(parts: list[bytes], prefix: bytes, start: int) -> bytes:
     block = b"\n".join(parts)
     clean = b"\x00" not in block
@@ -437,7 +496,7 @@ def load_source(
     mapping: Mapping | None = None,
 ) -> dict[str, object]:
     """Land, type, quarantine and audit one (source, date) inside the caller's transaction (CSV files are
-    read through ``mapping`` when the source has one)."""
+    read through ``mapping`` when the source has one; ``format = "ga4"`` reads GA4 exports for web/mobile)."""
     started = time.perf_counter()
     cur.execute("set local timezone = 'UTC'")
     cur.execute("select pg_advisory_xact_lock(%s)", (_lock_key(source, business_date),))
@@ -458,8 +517,12 @@ def load_source(
     for lf in files:
         verify_checksum(lf, source, business_date)
         stats = FileLoad()
-        rows = (_ndjson_rows(lf, business_date, stats) if source.fmt == "ndjson"
-                else _csv_rows(lf, source, business_date, stats, mapping))
+        if mapping is not None and mapping.format == "ga4":
+            rows = _ga4_rows(lf, source, business_date, stats)
+        elif source.fmt == "ndjson":
+            rows = _ndjson_rows(lf, business_date, stats)
+        else:
+            rows = _csv_rows(lf, source, business_date, stats, mapping)
         ahead = produced_ahead(rows)
         stream = ChunkStream(ahead)
         try:
@@ -476,7 +539,7 @@ def load_source(
                 f"truncated or was rewritten. Nothing was loaded for {source.name} on {business_date}; "
                 "ask for a re-delivery."
             )
-        lines_read += stats.lines
+        lines_read += stats.lines if stats.records is None else stats.records
         notes.extend(stats.notes)
         cur.execute(
             """

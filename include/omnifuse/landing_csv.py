@@ -2,7 +2,8 @@
 export shape through a per-source column mapping — no code.
 
 A mapping is a TOML file ``<mapping dir>/<source>.toml`` (``OMNIFUSE_MAPPING_DIR``, default
-``<landing>/_mappings``); see ``docs/landing.md`` for the contract. Example, a till export::
+``<landing>/_mappings``); see ``docs/landing.md`` for the contract. ``format = "ga4"`` (web, mobile) reads a
+standard export instead (``omnifuse.landing.ga4``). Example, a till export::
 
     version = 1
     [csv]
@@ -37,6 +38,8 @@ from pathlib import Path
 #: Columns read as numbers in every source (decimal and thousands separators apply to them).
 NUMBER_COLUMNS = frozenset({"quantity", "unit_price", "price", "stock", "rate_to_eur", "qty"})
 BOM = b"\xef\xbb\xbf"
+#: ``format`` values of a mapping file: a standard export read as it comes, per source that accepts it.
+FORMATS: dict[str, frozenset[str]] = {"ga4": frozenset({"web", "mobile"})}
 
 
 class MappingError(ValueError):
@@ -48,6 +51,7 @@ class Mapping:
     """A source's column mapping (see the module docstring); ``path`` is where it was read from."""
 
     path: Path
+    format: str | None = None  # a standard export (``FORMATS``) instead of the source's own format
     delimiter: str = ","
     quotechar: str = '"'
     decimal: str = "."
@@ -76,9 +80,15 @@ def load_mapping(mapping_dir: Path | None, source_name: str) -> Mapping | None:
         raise MappingError(f"{path}: not valid TOML ({exc}); fix the mapping file, then clear the task.") from exc
     if doc.get("version", 1) != 1:
         raise MappingError(f"{path}: mapping version {doc.get('version')!r} is not supported (this release reads 1)")
-    unknown = set(doc) - {"version", "csv", "columns", "timestamps", "defaults"}
+    unknown = set(doc) - {"version", "format", "csv", "columns", "timestamps", "defaults"}
     if unknown:
-        raise MappingError(f"{path}: unknown sections {sorted(unknown)}; allowed: csv, columns, timestamps, defaults")
+        raise MappingError(f"{path}: unknown sections {sorted(unknown)}; allowed: format, csv, columns, timestamps, "
+                           "defaults")
+    fmt = doc.get("format")
+    if fmt is not None and source_name not in FORMATS.get(str(fmt), ()):
+        accepted = sorted(f for f, names in FORMATS.items() if source_name in names)
+        raise MappingError(f"{path}: format {fmt!r} is not a format of source {source_name!r} (accepted: "
+                           f"{accepted or 'none'}); fix the mapping file, then clear the task.")
     opts = doc.get("csv", {})
     bad = set(opts) - {"delimiter", "quotechar", "decimal", "thousands", "encoding"}
     if bad:
@@ -88,6 +98,7 @@ def load_mapping(mapping_dir: Path | None, source_name: str) -> Mapping | None:
             raise MappingError(f"{path}: [csv] {key} must be one character, not {opts[key]!r}")
     return Mapping(
         path=path,
+        format=str(fmt) if fmt is not None else None,
         delimiter=str(opts.get("delimiter", ",")),
         quotechar=str(opts.get("quotechar", '"')),
         decimal=str(opts.get("decimal", ".")),

@@ -18,7 +18,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from omnifuse import ingest, sources
 from omnifuse.generate import MessConfig, WorldConfig, generate
-from omnifuse.landing_csv import load_mapping
+from omnifuse.landing_csv import FORMATS, load_mapping
 from omnifuse.manifest import write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,6 +238,13 @@ def test_every_documented_toml_block_is_a_valid_mapping(tmp_path):
     for i, block in enumerate(blocks):
         doc = tomllib.loads(block)
         validator.validate(doc)
+        if "format" in doc:  # a standard export: read as a source that accepts that format
+            folder = tmp_path / f"m{i}"
+            folder.mkdir()
+            name = sorted(FORMATS[doc["format"]])[0]
+            (folder / f"{name}.toml").write_text(block)
+            assert load_mapping(folder, name).format == doc["format"]
+            continue
         (tmp_path / f"m{i}.toml").write_text(block)
         assert load_mapping(tmp_path, f"m{i}") is not None
 

@@ -97,6 +97,8 @@ class WorldConfig:
     mess: MessConfig = field(default_factory=MessConfig)
     #: ``default``, or ``wholesale``: what real shops' tills have (see :data:`PROFILES`).
     profile: str = "default"
+    #: ``native``, or ``ga4``: web and app events written as a GA4 BigQuery export (``omnifuse.generate.ga4``).
+    web_format: str = "native"
 
 
 #: What each generator profile plants besides the default world.
@@ -659,6 +661,12 @@ def generate(cfg: WorldConfig, out: Path) -> dict[str, object]:
         truth_dir.mkdir(parents=True, exist_ok=True)
         (truth_dir / f"{day.isoformat()}.json").write_text(json.dumps(mess_truth, indent=1, sort_keys=True) + "\n")
     _write_truth(w, out)
+    if cfg.web_format == "ga4":
+        from omnifuse.generate.ga4 import rewrite_as_ga4
+
+        rewrite_as_ga4(out, [d.isoformat() for d in days])
+    elif cfg.web_format != "native":
+        raise ValueError(f"web_format {cfg.web_format!r}: use 'native' or 'ga4'")
     summary["events"] = total_events
     summary["config"] = _jsonable(asdict(cfg))
     return summary

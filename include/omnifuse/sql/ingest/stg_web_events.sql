@@ -1,6 +1,8 @@
 -- stg_web_events: type one arrival date of raw.web_events into staging.web_events.
 -- Grain of the output: one row per event_id (the first copy by file, line wins). Every other line goes to
--- quarantine.web_events with the first rule it breaks. Parameters: business_date, late_window_days.
+-- quarantine.web_events with the first rule it breaks. Prices are EUR unless product.currency names another
+-- currency with a rate (a GA4 export in the shop's currency): then they are converted to EUR here.
+-- Parameters: business_date, late_window_days.
 -- Returns one row: rows_staged, duplicates_dropped, quarantine_by_reason (jsonb reason -> count).
 with
 
@@ -15,20 +17,24 @@ event_types (source_event_type, event_type) as (
         ('product_view', 'view'),
         ('product_click', 'click'),
         ('add_to_cart', 'add_to_cart'),
-        ('checkout_complete', 'purchase')
+        ('checkout_complete', 'purchase'),
+        ('refund', 'return')
 ),
 
 classified as materialized (
     select
         r._batch_date, r._source_file, r._line_no, e.event_id, event_types.event_type, e.source_event_type,
-        t.event_ts, e.cookie_id, e.session_id, e.customer_id, e.sku, t.price, t.quantity, e.page, e.referrer,
+        t.event_ts, e.cookie_id, e.session_id, e.customer_id, e.sku, t.price * rates.rate_to_eur as price,
+        t.quantity, e.page, e.referrer,
         e.user_agent, rule.reason,
         case when rule.reason is not null then r.line end as line,
         case
             when rule.reason = 'unknown_sku' then 'sku=' || e.sku
+            when rule.reason = 'return_not_staged' then 'sku=' || e.sku || ' quantity=' || t.quantity
             when rule.reason = 'invalid_price' then 'price=' || coalesce(e.price_text, '') || ' catalog=' || coalesce(products.price_eur::text, '')
             when rule.reason in ('clock_skew', 'too_late', 'invalid_timestamp') then 'ts=' || e.ts_text
             when rule.reason = 'unknown_event_type' then 'type=' || e.source_event_type
+            when rule.reason = 'unknown_currency' then 'currency=' || e.currency
         end as detail
     from raw_lines as r
     -- each line is parsed once: a lateral subquery with offset 0 is computed once per row, not inlined
@@ -48,6 +54,7 @@ classified as materialized (
             p.doc #>> '{product,price}' as price_text,
             -- a view or click without a quantity is one item; a cart or purchase line must say how many
             p.doc #>> '{product,quantity}' as quantity_given,
+            upper(coalesce(nullif(p.doc #>> '{product,currency}', ''), 'EUR')) as currency,
             p.doc #>> '{context,page}' as page,
             p.doc #>> '{context,referrer}' as referrer,
             p.doc #>> '{context,user_agent}' as user_agent
@@ -56,6 +63,7 @@ classified as materialized (
     left join event_types on event_types.source_event_type = e.source_event_type
     left join core.product_snapshots as products
         on products.snapshot_date = %(business_date)s and products.product_id = e.sku
+    left join core.known_rates(%(business_date)s) as rates on rates.currency = e.currency
     cross join lateral (
         select
             case when ops.is_valid_input(e.ts_text, 'timestamptz') then e.ts_text::timestamptz end as event_ts,
@@ -80,10 +88,15 @@ classified as materialized (
             when t.event_ts is null then 'invalid_timestamp'
             when t.price is null then 'invalid_price'
             when t.quantity is null or t.quantity <= 0 or t.quantity > %(max_quantity)s then 'invalid_quantity'
+            when rates.rate_to_eur is null then 'unknown_currency'
             when products.price_eur is null then 'unknown_sku'
-            when t.price < 0 or t.price > %(price_outlier_factor)s * products.price_eur then 'invalid_price'
+            when t.price < 0 or t.price * rates.rate_to_eur > %(price_outlier_factor)s * products.price_eur
+                then 'invalid_price'
             when t.event_ts >= (%(business_date)s::date + 1)::timestamptz + interval '1 hour' then 'clock_skew'
             when t.event_ts < (%(business_date)s::date - %(late_window_days)s::int)::timestamptz then 'too_late'
+            -- a refund (GA4 `refund`) is a return; its staging (negative quantity, as on the tills) waits for the
+            -- staging suites and core.interactions to accept returns from this channel: kept, with its reason
+            when event_types.event_type = 'return' then 'return_not_staged'
         end as reason
         offset 0
     ) as rule
