@@ -33,7 +33,9 @@ file is missing, truncated or corrupt: ask for a re-delivery, then clear the tas
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import CronTriggerTimetable, PokeReturnValue, dag, get_current_context, task
@@ -49,7 +51,7 @@ EVENT_LOADS = {
 }
 
 
-def _business_date():
+def _business_date() -> date:
     from omnifuse.runs import business_date_for
 
     ctx = get_current_context()
@@ -57,7 +59,7 @@ def _business_date():
     return business_date_for(run.conf, ctx.get("data_interval_start"), ctx.get("logical_date"))
 
 
-def _wait_for(folder: str):
+def _wait_for(folder: str) -> Callable[..., Any]:
     @task.sensor(
         task_id=f"wait_for_{folder}",
         mode="reschedule",
@@ -78,7 +80,7 @@ def _wait_for(folder: str):
     return wait()
 
 
-def _load(task_id: str, source_names: tuple[str, ...], doc: str):
+def _load(task_id: str, source_names: tuple[str, ...], doc: str) -> Callable[..., Any]:
     @task(task_id=task_id, doc_md=doc)
     def load() -> list[dict]:
         from omnifuse.ingest import ingest_source
@@ -104,7 +106,7 @@ def _load(task_id: str, source_names: tuple[str, ...], doc: str):
     tags=["omnifuse", "ingest"],
     doc_md=__doc__,
 )
-def omnifuse_ingest():
+def omnifuse_ingest() -> None:
     catalog = _load(
         "load_catalog", ("fx_rates", "stores", "catalog"),
         "Loads the day's catalog delivery into `core.fx_rates`, `core.stores` and `core.product_snapshots`/"
@@ -155,7 +157,7 @@ def omnifuse_ingest():
         ctx["outlet_events"][CORE_INTERACTIONS].extra = interactions_event_extra(built)
         return built
 
-    def _gate(gate: str, doc: str):
+    def _gate(gate: str, doc: str) -> Callable[..., Any]:
         @task(task_id=f"validate_{gate}", doc_md=doc, retries=GATE_RETRIES)
         def validate() -> dict:
             from omnifuse.quality import run_gate

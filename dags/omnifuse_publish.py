@@ -32,6 +32,7 @@ A swap that keeps timing out means long BI queries hold the table: clear the tas
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pendulum
@@ -49,7 +50,7 @@ from omnifuse.assets import DEFAULT_ARGS, MART_ASSETS, ML_CHAMPION, asset_run_bu
     tags=["omnifuse", "publish", "bi"],
     doc_md=__doc__,
 )
-def omnifuse_publish():
+def omnifuse_publish() -> None:
     @task(doc_md="Resolves the business date and the champion's `model_version` **once**: every later task "
           "serves exactly that version, even if a retrain promotes another one meanwhile.")
     def resolve_champion() -> dict:
@@ -111,7 +112,7 @@ def omnifuse_publish():
 
 
 @contextmanager
-def _fail_at_once():
+def _fail_at_once() -> Iterator[None]:
     """Errors no retry can fix (an unreadable model artifact, a failed output check) fail the task at once."""
     from airflow.exceptions import AirflowFailException
     from omnifuse.publish import ModelArtifactError, PublishCheckError

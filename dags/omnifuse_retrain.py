@@ -29,6 +29,9 @@ that fails can be cleared on its own; it rewrites only its run's artifacts and m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 from omnifuse.assets import CORE_INTERACTIONS, DEFAULT_ARGS, ML_CHAMPION, asset_run_business_date, champion_event_extra
@@ -36,7 +39,7 @@ from omnifuse.assets import CORE_INTERACTIONS, DEFAULT_ARGS, ML_CHAMPION, asset_
 MODELS = ("popularity", "popularity_channel", "item_knn", "pure_svd", "ease", "assoc_rules", "two_tower")
 
 
-def _train(name: str):
+def _train(name: str) -> Callable[..., Any]:
     @task(task_id=f"train_{name}", doc_md=f"Tunes `{name}` on the validation slice within its share of "
           "`OMNIFUSE_TUNING_BUDGET_S`, fits it before the holdout (evaluated) and up to the business date (served); "
           "writes its holdout metrics with bootstrap intervals and its tuning trials.")
@@ -58,7 +61,7 @@ def _train(name: str):
     tags=["omnifuse", "ml"],
     doc_md=__doc__,
 )
-def omnifuse_retrain():
+def omnifuse_retrain() -> None:
     @task(doc_md="Checks the date's quality gates, loads the training window from `core.interactions` into the "
           "model store and records the run. Fails with `BlockedDateError` on a date that did not pass its gates.")
     def prepare_training() -> str:
@@ -92,7 +95,7 @@ def omnifuse_retrain():
 
     training_run = prepare_training()
     trained = [_train(name)(training_run) for name in MODELS]
-    emit_champion(gate_champion(training_run, fuse_models(training_run, trained)))
+    emit_champion(gate_champion(training_run, fuse_models(training_run, trained)))  # type: ignore[arg-type]
 
 
 retrain_dag = omnifuse_retrain()

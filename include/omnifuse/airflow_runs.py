@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from omnifuse.config import Settings, load_settings
 
@@ -66,7 +67,7 @@ def prepare_airflow(settings: Settings | None = None) -> Settings:
     return settings
 
 
-def load_dag(settings: Settings, dag_id: str):
+def load_dag(settings: Settings, dag_id: str) -> Any:
     """Import a DAG object from ``dags/<dag_id>.py`` (what ``dag.test()`` is called on)."""
     import importlib.util
 

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 from datetime import date
+from typing import Any
 
 from omnifuse import warehouse
 
@@ -72,7 +73,7 @@ def record_alert(dag_id: str, task_id: str, run_id: str, try_number: int | None,
     return hint
 
 
-def configured_notifier():
+def configured_notifier() -> Any:
     """``OMNIFUSE_ALERT_NOTIFIER=module:Class`` (an Airflow notifier) with ``OMNIFUSE_ALERT_NOTIFIER_KWARGS`` (JSON)."""
     spec = os.environ.get("OMNIFUSE_ALERT_NOTIFIER")
     if not spec:

@@ -4,7 +4,9 @@ arguments every DAG uses (owner, timeouts, retries and which errors are worth re
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
 
 from airflow.sdk import Asset, RetryAction, RetryDecision, RetryPolicy
 
@@ -59,7 +61,7 @@ def mart_event_extras(published: dict) -> dict[str, dict]:
     return extras
 
 
-def asset_run_business_date():
+def asset_run_business_date() -> date:
     """The business date an Asset-scheduled run (retrain, publish) processes: its conf, else the latest date
     announced by the triggering Asset events (see ``omnifuse.runs.business_date_for_asset_run``)."""
     from airflow.sdk import get_current_context
@@ -72,13 +74,11 @@ def asset_run_business_date():
     return business_date_for_asset_run(ctx["dag_run"].conf, extras)
 
 
-def alert_on_failure(context) -> None:
+def alert_on_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback``: record the failure in ``ops.alerts`` and call the configured notifier, if any.
 
     Never raises: a broken alert path must not hide the task's own error.
     """
-    from datetime import date
-
     from omnifuse.alerts import configured_notifier, record_alert
 
     ti = context.get("ti") or context.get("task_instance")
@@ -89,6 +89,8 @@ def alert_on_failure(context) -> None:
     except ValueError:
         day = None
     try:
+        if ti is None:
+            raise LookupError("the failure context names no task instance")
         record_alert(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "try_number", None), day,
                      context.get("exception"), getattr(ti, "log_url", None))
     except Exception:  # noqa: BLE001 - the alert store may be the thing that is down
@@ -138,7 +140,8 @@ class OmnifuseRetryPolicy(RetryPolicy):
     """Fail at once on :data:`PERMANENT_ERRORS` (also when raised from, or wrapped by, another error), retry
     :data:`TRANSIENT_ERRORS` within the task's ``retries``, and leave anything else to the standard retries."""
 
-    def evaluate(self, exception, try_number, max_tries, context=None) -> RetryDecision:
+    def evaluate(self, exception: BaseException, try_number: int, max_tries: int,
+                 context: Mapping[str, Any] | None = None) -> RetryDecision:
         seen: list[BaseException] = []
         exc: BaseException | None = exception
         while exc is not None and exc not in seen and len(seen) < 10:
@@ -161,7 +164,7 @@ class OmnifuseRetryPolicy(RetryPolicy):
         return cls()
 
 
-def mask_secrets(context) -> None:
+def mask_secrets(context: Mapping[str, Any]) -> None:
     """``on_execute_callback``: register every secret this process knows (``omnifuse.alerts.known_secrets``) with
     Airflow's secrets masker, so a password or URL that reaches a task log is printed as ``***``."""
     from airflow.sdk.log import mask_secret

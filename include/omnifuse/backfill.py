@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, TextIO
 
 #: Task states that count as done for a run; anything else (skipped, upstream_failed, none) is a failure.
 DONE_STATES = frozenset({"success"})
@@ -71,7 +72,8 @@ def date_range(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def run_outcome(dag, business_date: date, conf: dict | None = None, *, logical_date=None) -> RunOutcome:
+def run_outcome(dag: Any, business_date: date, conf: dict | None = None, *,
+                logical_date: datetime | None = None) -> RunOutcome:
     """Run ``dag`` once for ``business_date`` with ``dag.test()`` and read back what its tasks did.
 
     ``logical_date``: the moment the run starts when not given (see the module docstring); tests pass an old one
@@ -119,7 +121,7 @@ def order_dates(days: list[date], order: str, seed: int = 7) -> list[date]:
 class Progress:
     """A one-line progress bar on stderr: dates done, dates left, time remaining."""
 
-    def __init__(self, total: int, label: str, stream=None):
+    def __init__(self, total: int, label: str, stream: TextIO | None = None):
         self.total, self.label, self.done = total, label, 0
         self.stream = stream or sys.stderr
         self.started = time.perf_counter()

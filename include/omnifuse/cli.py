@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from omnifuse.airflow_runs import airflow_env, ensure_airflow_db, load_dag, run_dag_days  # noqa: E402,F401
-from omnifuse.config import load_settings
+from omnifuse.config import Settings, load_settings
 
 
 def _cmd_warehouse(args: argparse.Namespace) -> int:
@@ -79,7 +79,7 @@ def _cmd_airflow_env(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_ingest_days(days: list[date], settings=None) -> list[str]:
+def run_ingest_days(days: list[date], settings: Settings | None = None) -> list[str]:
     """Run the real ``omnifuse_ingest`` DAG once per business date; returns run states."""
     return run_dag_days("omnifuse_ingest", days, settings)
 
@@ -161,7 +161,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
-def _demo(args: argparse.Namespace, settings, say: Callable[..., None], log_path: Path | None) -> int:
+def _demo(args: argparse.Namespace, settings: Settings, say: Callable[..., None], log_path: Path | None) -> int:
     from omnifuse import warehouse
     from omnifuse.generate import WorldConfig, generate
     from omnifuse.report import audit_rows, format_audit, pipeline_summary

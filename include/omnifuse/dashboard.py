@@ -39,7 +39,7 @@ def _rows(name: str, params: dict | None = None, url: str | None = None) -> list
         return [{k: _plain(v) for k, v in zip(cols, row, strict=True)} for row in cur.fetchall()]
 
 
-def _plain(v):
+def _plain(v: object) -> object:
     if isinstance(v, Decimal):
         return float(v)
     if isinstance(v, date):
@@ -316,7 +316,8 @@ def model_chart(points: list[dict]) -> str:
     ordered = {FUSED: series.pop(FUSED)} if FUSED in series else {}
     ordered.update(sorted(series.items()))
     over_time = line_chart(ordered, label="NDCG@10 per model and day, with 90 % bootstrap intervals",
-                           value="ndcg10", low="ci_low", high="ci_high", banded={FUSED} | ({best} if best else set()), strong=FUSED,
+                           value="ndcg10", low="ci_low", high="ci_high",
+                           banded={FUSED} | ({best} if best else set()), strong=FUSED,
                            fmt=lambda v: f"{v:.3f}")
     return f"<h3>over the days (bands: {FUSED} and the best base model, {best})</h3>{over_time}{forest}"
 

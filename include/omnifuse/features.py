@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psycopg2.extensions
 import scipy.sparse as sp
 from psycopg2 import sql
 
@@ -290,7 +291,7 @@ def _cancel_returned(events: pd.DataFrame, item: np.ndarray) -> tuple[pd.DataFra
     return events[keep].reset_index(drop=True), item[keep], ret.reset_index(drop=True)
 
 
-def _copy_frame(cur, sql_name: str, params: dict) -> pd.DataFrame:
+def _copy_frame(cur: psycopg2.extensions.cursor, sql_name: str, params: dict) -> pd.DataFrame:
     query = sql.SQL(cur.mogrify(warehouse.sql_text(sql_name), params).decode())
     buf = io.StringIO()
     cur.copy_expert(sql.SQL("copy ({}) to stdout with (format csv, header true)").format(query), buf)

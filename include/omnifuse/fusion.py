@@ -150,15 +150,17 @@ def _candidates(models: dict[str, Recommender], data: Dataset, users: np.ndarray
     return Candidates(row=row, item=item, z=z, rr=rr, extra=extra, in_top=in_top)
 
 
-def variant_scores(variant: str, cands: Candidates, learner=None) -> np.ndarray:
+def variant_scores(variant: str, cands: Candidates, learner: LinearScorer | None = None) -> np.ndarray:
     if variant == "equal":
         return cands.z.mean(axis=1)
     if variant == "rrf":
         return cands.rr.sum(axis=1)
+    if variant in ("linear", "stacked") and learner is None:
+        raise ValueError(f"fusion variant {variant!r} needs its learned scorer")
     if variant == "linear":
-        return learner.decision_function(cands.z)
+        return learner.decision_function(cands.z)  # type: ignore[union-attr]  # checked above
     if variant == "stacked":
-        return learner.decision_function(_stack_features(cands))
+        return learner.decision_function(_stack_features(cands))  # type: ignore[union-attr]
     if variant == "single":
         return cands.z[:, 0]
     raise ValueError(f"unknown fusion variant {variant!r}")

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -106,7 +108,7 @@ def plan_batches(business_date, model_version: str, url: str | None = None,
     return batches
 
 
-def _linear_terms(learner, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _linear_terms(learner: Any, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(coef, mean, scale) of a linear learner over at least ``n`` features, whatever its kind; else None."""
     coef = getattr(learner, "coef", None)
     if coef is None and hasattr(learner, "coef_"):
@@ -247,7 +249,7 @@ def _evidence(data: Dataset, fused: FusedModel, users: np.ndarray, recs: np.ndar
     return reasons, evidence
 
 
-def _pg_array(values) -> str:
+def _pg_array(values: Iterable[object]) -> str:
     return "{" + ",".join(str(v) for v in values) + "}"
 
 

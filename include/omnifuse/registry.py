@@ -27,6 +27,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
+import psycopg2.extensions
 
 from omnifuse import warehouse
 from omnifuse.artifacts import ArtifactError, read_file
@@ -57,7 +58,7 @@ def current_champion(url: str | None = None) -> tuple[str, Path, date]:
     return champ.model_version, champ.artifact_path, champ.business_date
 
 
-def champion_info(url: str | None, cur=None) -> Champion | None:
+def champion_info(url: str | None, cur: psycopg2.extensions.cursor | None = None) -> Champion | None:
     """The champion with its split date, or None (``cur``: read inside the caller's transaction)."""
     query = ("select g.model_version, g.artifact_path, g.business_date, r.split_date from ml.model_registry g "
              "join ml.training_runs r using (run_id) where g.status = 'champion'")
@@ -158,7 +159,8 @@ def judge(run_id: str, challenger: np.ndarray, popularity: np.ndarray, champion:
     return Decision(promote, reason, previous)
 
 
-def record(cur, *, run_id: str, business_date: date, variant: str, base_models: list[str], served_model: str,
+def record(cur: psycopg2.extensions.cursor, *,
+           run_id: str, business_date: date, variant: str, base_models: list[str], served_model: str,
            train_start: date, split_date: date, artifact_dir: Path, metrics: dict, decision: Decision,
            expected_champion: str | None, forced: bool) -> str | None:
     """Write the version's row (and the promotion) under the registry lock; returns the champion after it.

@@ -6,6 +6,8 @@ import json
 from datetime import date
 from typing import Any
 
+import psycopg2.extensions
+
 from omnifuse import warehouse
 
 
@@ -49,7 +51,7 @@ def load_report(business_date: date, url: str | None = None) -> dict[str, object
     }
 
 
-def _table(cur, query: str, params: dict | None = None) -> list[tuple]:
+def _table(cur: psycopg2.extensions.cursor, query: str, params: dict | None = None) -> list[tuple]:
     cur.execute(query, params)
     return cur.fetchall()
 

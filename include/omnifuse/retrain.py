@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,7 +36,7 @@ from omnifuse.config import Settings, load_settings, load_training_settings
 from omnifuse.evaluate import KS, Split, evaluate, make_split, per_customer, size_window
 from omnifuse.features import Dataset, load_dataset
 from omnifuse.fusion import VARIANTS, FusedModel, candidates, choose_served, fit_learners, rank, variant_scores
-from omnifuse.models import BASE_MODELS, model_class
+from omnifuse.models import BASE_MODELS, Recommender, model_class
 from omnifuse.tuning import tune
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,8 @@ def prepare_training(business_date: date, *, url: str | None = None, require_qua
             "valid_customers": len(valid.users), "holdout_customers": len(holdout.users)}
 
 
-def _write_metrics(url, run_id: str, model: str, rows, split_date: date, slice_: str, fit_s: float | None) -> None:
+def _write_metrics(url: str | None, run_id: str, model: str, rows: Iterable[tuple], split_date: date, slice_: str,
+                   fit_s: float | None) -> None:
     """Replace the (run, model, slice) metrics: rows are (metric, k, value[, ci_low, ci_high, customers])."""
     with warehouse.transaction(url) as cur:
         cur.execute("delete from ml.model_metrics where run_id = %s and model_name = %s and slice = %s",
@@ -197,7 +199,7 @@ def train_model(run_id: str, name: str, *, url: str | None = None, budget_s: flo
     return summary
 
 
-def _load_models(folder: Path, names) -> dict:
+def _load_models(folder: Path, names: Iterable[str]) -> dict[str, Recommender]:
     return {n: model_class(n).load(folder / n) for n in names}
 
 

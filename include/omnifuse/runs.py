@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
 
@@ -24,7 +24,8 @@ def business_date_for(conf: Mapping[str, object] | None, data_interval_start: da
     return moment.date()
 
 
-def business_date_for_asset_run(conf: Mapping[str, object] | None, event_extras: list[Mapping[str, object]]) -> date:
+def business_date_for_asset_run(conf: Mapping[str, object] | None,
+                                event_extras: Sequence[Mapping[str, object]]) -> date:
     """The date an asset-scheduled run (retrain, publish) processes.
 
     ``conf["business_date"]`` when triggered by hand; else the latest ``business_date`` among the triggering

@@ -11,6 +11,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import psycopg2.extensions
 
 from omnifuse import warehouse
 from omnifuse.features import CHANNELS
@@ -64,7 +65,7 @@ def _describe(centroids: np.ndarray) -> dict[int, str]:
     return out
 
 
-def build_segments(cur, business_date: date, seed: int) -> pd.DataFrame:
+def build_segments(cur: psycopg2.extensions.cursor, business_date: date, seed: int) -> pd.DataFrame:
     """Today's segment per active customer (rows for ``mart.customer_segments``); stores the centroids in
     ``ml.segment_centroids`` so that tomorrow's names match. Reads ``publish/customer_activity.sql`` (usable
     dates only)."""

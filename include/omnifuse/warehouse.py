@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
 import psycopg2
@@ -38,7 +39,7 @@ class WarehouseError(RuntimeError):
     """A warehouse problem a data engineer has to act on; the message says what to do."""
 
 
-def _embedded_server(settings: Settings):  # -> pgserver.PostgresServer
+def _embedded_server(settings: Settings) -> Any:  # pgserver.PostgresServer
     import pgserver  # imported lazily: it starts processes and locks files
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -479,6 +480,6 @@ def ensure_partition(cur: psycopg2.extensions.cursor, parent: sql.Identifier, ch
     return True
 
 
-def copy_from(cur: psycopg2.extensions.cursor, statement: sql.Composable, stream) -> None:
+def copy_from(cur: psycopg2.extensions.cursor, statement: sql.Composable, stream: IO[Any]) -> None:
     """Run ``COPY ... FROM STDIN`` with a file-like ``stream``."""
     cur.copy_expert(statement.as_string(cur), stream, size=1 << 20)

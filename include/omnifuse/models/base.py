@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,7 +22,7 @@ class Recommender(ABC):
 
     name: str = "base"
 
-    def __init__(self, seed: int = 7, **params):
+    def __init__(self, seed: int = 7, **params: Any):
         self.seed = seed
         self.params = params
         self.state: dict[str, np.ndarray | sp.spmatrix] = {}
