@@ -33,7 +33,7 @@ from psycopg2 import sql
 
 from omnifuse import sources, warehouse
 from omnifuse.config import load_settings
-from omnifuse.landing import ga4
+from omnifuse.landing import ga4, merchant_center
 from omnifuse.landing_csv import Mapping, apply_mapping, iter_records, load_mapping, parse_record, read_blocks
 from omnifuse.rules import staging_params
 from omnifuse.sources import Source
@@ -450,6 +450,8 @@ def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
             values = dict(zip(canonical, row, strict=True))
             if mapping is not None:
                 values = apply_mapping(values, mapping, n - 1)
+                if mapping.format == merchant_center.FORMAT:
+                    values = merchant_center.to_catalog(values)
             fields = dumps(values).replace("\\", "\\\\")
             out.append(f"{prefix}{n}\t{text}\t{fields}\t\\N\n")
         if out:

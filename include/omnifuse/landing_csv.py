@@ -3,7 +3,9 @@ export shape through a per-source column mapping — no code.
 
 A mapping is a TOML file ``<mapping dir>/<source>.toml`` (``OMNIFUSE_MAPPING_DIR``, default
 ``<landing>/_mappings``); see ``docs/landing.md`` for the contract. ``format = "ga4"`` (web, mobile) reads a
-standard export instead (``omnifuse.landing.ga4``). Example, a till export::
+standard export instead (``omnifuse.landing.ga4``); ``format = "merchant_center"`` (catalog) is a preset mapping
+for a Merchant Center feed plus a per-record rewrite (``omnifuse.landing.merchant_center``). Example, a till
+export::
 
     version = 1
     [csv]
@@ -39,7 +41,7 @@ from pathlib import Path
 NUMBER_COLUMNS = frozenset({"quantity", "unit_price", "price", "stock", "rate_to_eur", "qty"})
 BOM = b"\xef\xbb\xbf"
 #: ``format`` values of a mapping file: a standard export read as it comes, per source that accepts it.
-FORMATS: dict[str, frozenset[str]] = {"ga4": frozenset({"web", "mobile"})}
+FORMATS: dict[str, frozenset[str]] = {"ga4": frozenset({"web", "mobile"}), "merchant_center": frozenset({"catalog"})}
 
 
 class MappingError(ValueError):
@@ -96,17 +98,25 @@ def load_mapping(mapping_dir: Path | None, source_name: str) -> Mapping | None:
     for key in ("delimiter", "quotechar"):
         if key in opts and len(str(opts[key])) != 1:
             raise MappingError(f"{path}: [csv] {key} must be one character, not {opts[key]!r}")
+    preset_columns: dict[str, str] = {}
+    preset_defaults: dict[str, str] = {}
+    delimiter = ","
+    if fmt == "merchant_center":  # a preset mapping; the file's own sections override it
+        from omnifuse.landing import merchant_center
+
+        preset_columns, preset_defaults = merchant_center.COLUMNS, merchant_center.DEFAULTS
+        delimiter = merchant_center.DELIMITER
     return Mapping(
         path=path,
         format=str(fmt) if fmt is not None else None,
-        delimiter=str(opts.get("delimiter", ",")),
+        delimiter=str(opts.get("delimiter", delimiter)),
         quotechar=str(opts.get("quotechar", '"')),
         decimal=str(opts.get("decimal", ".")),
         thousands=str(opts.get("thousands", "")),
         encoding=str(opts.get("encoding", "utf-8")),
-        columns={str(k): str(v) for k, v in doc.get("columns", {}).items()},
+        columns={**preset_columns, **{str(k): str(v) for k, v in doc.get("columns", {}).items()}},
         timestamps={str(k): str(v) for k, v in doc.get("timestamps", {}).items()},
-        defaults={str(k): str(v) for k, v in doc.get("defaults", {}).items()},
+        defaults={**preset_defaults, **{str(k): str(v) for k, v in doc.get("defaults", {}).items()}},
     )
 
 

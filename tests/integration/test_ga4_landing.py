@@ -57,7 +57,8 @@ def _tables(url: str) -> dict[str, list]:
             ("staging.web_events", "*", "event_id"), ("staging.mobile_events", "*", "event_id"),
             ("quarantine.web_events", quarantine, "_source_file, _line_no, line"),
             ("quarantine.mobile_events", quarantine, "_source_file, _line_no, line"),
-            ("raw.web_events", "_batch_date, _source_file, _line_no, line, _parse_error", "_source_file, _line_no, line"),
+            ("raw.web_events", "_batch_date, _source_file, _line_no, line, _parse_error",
+             "_source_file, _line_no, line"),
         ):
             cur.execute(f"select {columns} from {table} where _batch_date = %s order by {order}", (D,))  # noqa: S608
             found[table] = [tuple(str(v) for v in row) for row in cur.fetchall()]

@@ -1,4 +1,6 @@
-"""GA4 BigQuery export rows as native web / mobile records (``omnifuse.landing.ga4``) and as COPY rows."""
+"""Standard exports read as they come: GA4 BigQuery export rows as native web / mobile records
+(``omnifuse.landing.ga4``, also as COPY rows) and Merchant Center feed records as catalog records
+(``omnifuse.landing.merchant_center``)."""
 
 from __future__ import annotations
 
@@ -101,3 +103,29 @@ def test_a_ga4_format_is_refused_for_a_csv_source(tmp_path):
         load_mapping(tmp_path, "store")
     (tmp_path / "web.toml").write_text('version = 1\nformat = "ga4"\n')
     assert load_mapping(tmp_path, "web").format == "ga4"
+
+
+@pytest.mark.parametrize(("row", "want"), [
+    ({"price": "12.99 USD", "availability": "in stock", "category": "Home > Pots"},
+     {"price": "12.99", "currency": "USD", "stock": "1", "category": "Home > Pots"}),
+    ({"price": "12.99 usd", "sale_price": "9.99 USD", "availability": "out_of_stock", "category": ""},
+     {"price": "9.99", "currency": "USD", "stock": "0", "category": "Home & Garden"}),
+    ({"price": "12.99", "availability": "Preorder", "category": "x"},
+     {"price": "12.99", "currency": "", "stock": "0", "category": "x"}),
+    ({"price": "twelve USD", "availability": "soon", "category": "x"},
+     {"price": "twelve USD", "currency": "", "stock": "soon", "category": "x"}),
+])
+def test_merchant_center_records_become_catalog_records(row, want):
+    from omnifuse.landing.merchant_center import to_catalog
+
+    base = {"currency": "", "stock": "", "sale_price": "", "google_product_category": "Home & Garden"}
+    out = to_catalog({**base, **row})
+    assert {k: out[k] for k in want} == want
+
+
+def test_the_merchant_center_preset_reads_tabs_and_may_be_overridden(tmp_path):
+    (tmp_path / "catalog.toml").write_text('format = "merchant_center"\n[columns]\nsku = "offer_id"\n'
+                                          '[defaults]\nrepeatable = "true"\n')
+    mapping = load_mapping(tmp_path, "catalog")
+    assert mapping.delimiter == "\t" and mapping.columns["sku"] == "offer_id" and mapping.columns["name"] == "title"
+    assert mapping.defaults["repeatable"] == "true" and mapping.defaults["in_store"] == "false"
