@@ -13,17 +13,14 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import psycopg2
 import pytest
 import yaml
+from api_server import api_server, http
 from omnifuse import warehouse
 from psycopg2 import sql
 
@@ -47,18 +44,7 @@ def _admin(url: str, *statements: sql.Composable) -> None:
         conn.close()
 
 
-def _request(url: str, *, data: dict | None = None, token: str | None = None, cookie: str | None = None):
-    req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
-                                 headers={"content-type": "application/json"} if data is not None else {})
-    if token:
-        req.add_header("authorization", f"Bearer {token}")
-    if cookie:
-        req.add_header("cookie", f"_token={cookie}")
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+_request = http
 
 
 @pytest.fixture(scope="module")
@@ -111,32 +97,10 @@ def deployed(warehouse_url, tmp_path_factory):
                           timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (home / "api-server.log").open("w")
-    server = subprocess.Popen([str(BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(port),
-                               "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(240):
-            if server.poll() is not None:
-                break
-            try:
-                if _request(f"{base}/api/v2/version")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        assert server.poll() is None, (home / "api-server.log").read_text()[-3000:]
-        yield base, owner_url, env
+        with api_server(BIN / "airflow", env, home) as base:
+            yield base, owner_url, env
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
         for db in (AIRFLOW_DB, WAREHOUSE_DB):
             _admin(warehouse_url, sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(db)))
         shutil.rmtree(home, ignore_errors=True)

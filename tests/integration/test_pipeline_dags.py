@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from api_server import api_server, http
 from omnifuse import warehouse
 from omnifuse.cli import run_dag_days, run_ingest_days
 from omnifuse.config import load_settings
@@ -245,16 +246,7 @@ def test_api_charts_bands_volumes_coverage_and_explanations(dashboard, pipeline)
 SCREENSHOT = Path(__file__).resolve().parents[2] / "test-artifacts" / "omnifuse-dashboard.png"
 
 
-def _call(url: str, *, data: dict | None = None, token: str | None = None) -> tuple[int, str]:
-    req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
-                                 headers={"content-type": "application/json"} if data is not None else {})
-    if token:
-        req.add_header("authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+_call = http
 
 
 @pytest.fixture(scope="module")
@@ -274,34 +266,10 @@ def airflow_ui(pipeline, tmp_path_factory):
            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
            "AIRFLOW__CORE__PLUGINS_FOLDER": str(load_settings().home / "plugins"),
            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (home / "api-server.log").open("w")
-    server = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "api-server", "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if server.poll() is not None:
-                break
-            try:
-                if _call(f"{base}/api/v2/version")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        assert server.poll() is None, (home / "api-server.log").read_text()[-3000:]
+    with api_server(Path(sys.executable).with_name("airflow"), env, home) as base:
         status, body = _call(f"{base}/auth/token", data={"username": "admin", "password": password})
         assert status == 201, body
         yield base, json.loads(body)["access_token"]
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 def test_demo_runs_have_their_true_start_times_and_durations_in_the_airflow_api(airflow_ui, pipeline):
