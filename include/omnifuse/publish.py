@@ -36,12 +36,14 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import psycopg2.errors
+import scipy.sparse as sp
 from psycopg2 import sql
 
 from omnifuse import warehouse
 from omnifuse.config import load_settings
 from omnifuse.features import Dataset
 from omnifuse.fusion import FusedModel
+from omnifuse.models.assoc_rules import AssociationRules
 from omnifuse.recommendations import (
     BATCH_SIZE,
     TOP_K,
@@ -108,7 +110,7 @@ def _copy(cur, table: str, frame: pd.DataFrame) -> None:
 
 
 def _similar(data: Dataset, fused: FusedModel, business_date: date, version: str, n: int = 10) -> pd.DataFrame:
-    sim = fused.models["item_knn"].state["sim"].tocsr() if "item_knn" in fused.models else None
+    sim = sp.csr_matrix(fused.models["item_knn"].state["sim"]) if "item_knn" in fused.models else None
     rows = []
     if sim is not None:
         for i in range(sim.shape[0]):
@@ -127,8 +129,8 @@ def _bought_together(data: Dataset, fused: FusedModel, business_date: date, vers
             "model_version"]
     if "assoc_rules" not in fused.models:
         return pd.DataFrame(columns=cols)
-    rules = fused.models["assoc_rules"].rules(data).rename(columns={"product_a": "product_id",
-                                                                    "product_b": "other_product_id"})
+    assoc: AssociationRules = fused.models["assoc_rules"]  # type: ignore[assignment]  # registered under that name
+    rules = assoc.rules(data).rename(columns={"product_a": "product_id", "product_b": "other_product_id"})
     rules = rules.sort_values(["product_id", "lift", "other_product_id"], ascending=[True, False, True])
     rules["rank"] = rules.groupby("product_id").cumcount() + 1
     rules = rules[rules["rank"] <= n]

@@ -356,6 +356,7 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
                     f"{gate} gate {business_date}: {schema}.{table} does not exist — the load for this date has "
                     "not run. Run omnifuse_ingest for the date first.")
             query = batch_query(cur, suite_spec, business_date)
+            asset: Any
             if query is not None:
                 asset = query_source.add_query_asset(name=name, query=query)
             else:
@@ -376,12 +377,12 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
     result = checkpoint.run()
     _add_samples(context, result, checks_by_suite, batches)
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for vr in result.run_results.values():
-        by_id = {er.expectation_config.id: er for er in vr.results}
+        by_id = {er.expectation_config.id: er for er in vr.results if er.expectation_config is not None}
         for check in checks_by_suite[vr.suite_name]:
             er = by_id[check.expectation.id]
-            res = er.to_json_dict()
+            res: dict[str, Any] = dict(er.to_json_dict())
             detail = res.get("result") or {}
             rows.append({
                 "table_name": check.table, "expectation": check.name, "severity": check.severity,
