@@ -38,7 +38,7 @@ def ga4_world(tmp_path_factory):
         '{"event_name":"purchase","items":[{"item_id"',                           # malformed_json
         json.dumps(_row("purchase", noon + 1, [])),                               # missing_field:items
         json.dumps(_row("add_to_cart", noon + 2, [{"price": pa, "quantity": 1}])),  # missing_field:sku
-        json.dumps(_row("refund", noon + 3, [{"item_id": a, "price": pa, "quantity": 1}])),  # return_not_staged
+        json.dumps(_row("refund", noon + 3, [{"item_id": a, "price": pa, "quantity": 2}])),  # a return, staged
         json.dumps(_row("page_view", noon + 4, [])),                              # not an interaction: noted
         json.dumps(_row("view_item", noon + 5, [{"item_id": a, "price": pa}], platform="IOS")),  # the app's: noted
     ]
@@ -86,12 +86,12 @@ def test_a_ga4_day_loads_through_the_ingest_dag_with_the_native_accounting(ga4_w
     # web: the same, plus the planted GA4 rows (8 rows: 6 lines, 2 noted)
     files, lines, staged, quarantined, dups, reasons, notes = audit["web"]
     expected = truth["web"]["expected"]
-    planted_reasons = {"malformed_json": 1, "missing_field:items": 1, "missing_field:sku": 1, "return_not_staged": 1}
+    planted_reasons = {"malformed_json": 1, "missing_field:items": 1, "missing_field:sku": 1}
     want = dict(expected["rows_quarantined_by_reason"])
     for reason, n in planted_reasons.items():
         want[reason] = want.get(reason, 0) + n
     assert lines == staged + quarantined + dups == expected["lines_read"] + 2 + 2 + 4
-    assert staged == expected["rows_staged"] + 2
+    assert staged == expected["rows_staged"] + 2 + 1
     assert dups == expected["duplicates_dropped"] + 2
     assert reasons == want
     assert any("8 GA4 rows -> 8 lines" in n for n in notes), notes
@@ -100,8 +100,15 @@ def test_a_ga4_day_loads_through_the_ingest_dag_with_the_native_accounting(ga4_w
     # quarantined rows keep their reason, detail and the GA4 row's line number
     planted = [row for row in first["quarantine.web_events"] if "events-ga4-planted" in row[1]]
     assert sorted((row[2], row[3]) for row in planted) == [
-        ("3", "malformed_json"), ("4", "missing_field:items"), ("5", "missing_field:sku"),
-        ("6", "return_not_staged")]
+        ("3", "malformed_json"), ("4", "missing_field:items"), ("5", "missing_field:sku")]
+    # the refund is a return: staged with a negative quantity, a `return` interaction with negative revenue
+    with warehouse.transaction(clean_warehouse) as cur:
+        cur.execute("select event_type, quantity from staging.web_events where _batch_date = %s "
+                    "and source_event_type = 'refund'", (D,))
+        assert cur.fetchall() == [("return", -2)]
+        cur.execute("select count(*), bool_and(revenue < 0), bool_and(quantity = -2) from core.interactions "
+                    "where channel = 'web' and event_type = 'return'")
+        assert cur.fetchone() == (1, True, True)
     # every item is a raw row of its own, the line number shared
     raw_planted = [row for row in first["raw.web_events"] if "events-ga4-planted" in row[1]]
     assert [row[2] for row in raw_planted] == ["1", "1", "2", "2", "3", "4", "5", "6"]

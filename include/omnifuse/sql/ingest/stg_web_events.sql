@@ -25,12 +25,13 @@ classified as materialized (
     select
         r._batch_date, r._source_file, r._line_no, e.event_id, event_types.event_type, e.source_event_type,
         t.event_ts, e.cookie_id, e.session_id, e.customer_id, e.sku, t.price * rates.rate_to_eur as price,
-        t.quantity, e.page, e.referrer,
+        -- a refund (GA4 `refund`) is a return: staged with a negative quantity, as a till's return line
+        case when event_types.event_type = 'return' then -t.quantity else t.quantity end as quantity, e.page,
+        e.referrer,
         e.user_agent, rule.reason,
         case when rule.reason is not null then r.line end as line,
         case
             when rule.reason = 'unknown_sku' then 'sku=' || e.sku
-            when rule.reason = 'return_not_staged' then 'sku=' || e.sku || ' quantity=' || t.quantity
             when rule.reason = 'invalid_price' then 'price=' || coalesce(e.price_text, '') || ' catalog=' || coalesce(products.price_eur::text, '')
             when rule.reason in ('clock_skew', 'too_late', 'invalid_timestamp') then 'ts=' || e.ts_text
             when rule.reason = 'unknown_event_type' then 'type=' || e.source_event_type
@@ -94,9 +95,6 @@ classified as materialized (
                 then 'invalid_price'
             when t.event_ts >= (%(business_date)s::date + 1)::timestamptz + interval '1 hour' then 'clock_skew'
             when t.event_ts < (%(business_date)s::date - %(late_window_days)s::int)::timestamptz then 'too_late'
-            -- a refund (GA4 `refund`) is a return; its staging (negative quantity, as on the tills) waits for the
-            -- staging suites and core.interactions to accept returns from this channel: kept, with its reason
-            when event_types.event_type = 'return' then 'return_not_staged'
         end as reason
         offset 0
     ) as rule

@@ -3,7 +3,8 @@
 -- arrival dates event_date - 1 (clock skew) .. event_date + late_window_days (late events); a copy of the
 -- same event staged again on a later arrival date goes to quarantine.interactions, never in twice. Only
 -- arrival batches whose staging gate passed are read (a blocked batch never reaches core). A store line with
--- a negative quantity is a `return` (signed revenue); non-product till lines (postage, fees) are left out.
+-- a negative quantity, and a web or app refund (staged with a negative quantity), is a `return` (signed
+-- revenue); non-product till lines (postage, fees) are left out.
 -- Customers are resolved through core.identity_map: the logged-in customer id first, else the cookie,
 -- device, social handle or loyalty card. Revenue is converted to EUR with the latest rate on or before the
 -- event date. The caller has emptied the date's partition and quarantine rows (idempotent per date).
@@ -21,7 +22,7 @@ web as (
     select
         'web' as channel, event_id as event_key, 'cookie_id' as identifier_type, cookie_id as identifier,
         customer_id as login_customer_id, sku as product_id, event_type, event_ts, quantity,
-        case when event_type = 'purchase' then price * quantity else 0 end as amount, 'EUR' as currency,
+        case when event_type in ('purchase', 'return') then price * quantity else 0 end as amount, 'EUR' as currency,
         session_id as session_key, null::text as store_id, is_late, 'staging.web_events' as source_table,
         _batch_date, _source_file, _line_no
     from staging.web_events
@@ -34,7 +35,7 @@ web as (
 mobile as (
     select
         'mobile', event_id, 'device_id', device_id, customer_id, sku, event_type, event_ts, quantity,
-        case when event_type = 'purchase' then price * quantity else 0 end, currency,
+        case when event_type in ('purchase', 'return') then price * quantity else 0 end, currency,
         device_id || ':' || (event_ts at time zone 'UTC')::date, null::text, is_late, 'staging.mobile_events',
         _batch_date, _source_file, _line_no
     from staging.mobile_events
