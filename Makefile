@@ -23,6 +23,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check dags include plugins tests bench
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/ingest.py

@@ -144,7 +144,8 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="scale part: retrain on the world already loaded in the warehouse (skip generate/load)")
     parser.add_argument("--load-only", action="store_true",
-                        help="scale part: generate and load the world, then stop (keep it with OMNIFUSE_BENCH_STATE_DIR)")
+                        help="scale part: generate and load the world, then stop "
+                             "(keep it with OMNIFUSE_BENCH_STATE_DIR)")
     parser.add_argument("--scale-customers", type=int, default=100_000)
     parser.add_argument("--scale-products", type=int, default=10_000)
     parser.add_argument("--scale-days", type=int, default=13)

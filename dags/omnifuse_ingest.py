@@ -33,7 +33,6 @@ file is missing, truncated or corrupt: ask for a re-delivery, then clear the tas
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -59,7 +58,7 @@ def _business_date() -> date:
     return business_date_for(run.conf, ctx.get("data_interval_start"), ctx.get("logical_date"))
 
 
-def _wait_for(folder: str) -> Callable[..., Any]:
+def _wait_for(folder: str) -> Any:
     @task.sensor(
         task_id=f"wait_for_{folder}",
         mode="reschedule",
@@ -80,7 +79,7 @@ def _wait_for(folder: str) -> Callable[..., Any]:
     return wait()
 
 
-def _load(task_id: str, source_names: tuple[str, ...], doc: str) -> Callable[..., Any]:
+def _load(task_id: str, source_names: tuple[str, ...], doc: str) -> Any:
     @task(task_id=task_id, doc_md=doc)
     def load() -> list[dict]:
         from omnifuse.ingest import ingest_source
@@ -157,7 +156,7 @@ def omnifuse_ingest() -> None:
         ctx["outlet_events"][CORE_INTERACTIONS].extra = interactions_event_extra(built)
         return built
 
-    def _gate(gate: str, doc: str) -> Callable[..., Any]:
+    def _gate(gate: str, doc: str) -> Any:
         @task(task_id=f"validate_{gate}", doc_md=doc, retries=GATE_RETRIES)
         def validate() -> dict:
             from omnifuse.quality import run_gate

@@ -108,7 +108,7 @@ def omnifuse_publish() -> None:
         return published
 
     run = resolve_champion()
-    publish_mart(run, score_batch.expand(job=plan_batches(run)))  # type: ignore[arg-type]  # XComArgs at parse time
+    publish_mart(run, score_batch.expand(job=plan_batches(run)))
 
 
 @contextmanager

@@ -95,7 +95,7 @@ def omnifuse_retrain() -> None:
 
     training_run = prepare_training()
     trained = [_train(name)(training_run) for name in MODELS]
-    emit_champion(gate_champion(training_run, fuse_models(training_run, trained)))  # type: ignore[arg-type]
+    emit_champion(gate_champion(training_run, fuse_models(training_run, trained)))
 
 
 retrain_dag = omnifuse_retrain()

@@ -21,7 +21,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from fnmatch import fnmatch
@@ -188,7 +188,7 @@ class ChunkStream(io.RawIOBase):
 _DONE = object()
 
 
-def produced_ahead(chunks: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
+def produced_ahead(chunks: Iterator[bytes], depth: int = 2) -> Generator[bytes, None, None]:
     """``chunks``, produced by a thread up to ``depth`` chunks ahead of the reader.
 
     The server copies one block while Python parses and formats the next (psycopg2 releases the GIL while it
@@ -528,7 +528,7 @@ def load_source(
         ahead = produced_ahead(rows)
         stream = ChunkStream(ahead)
         try:
-            warehouse.copy_from(cur, copy, stream)
+            warehouse.copy_from(cur, copy, stream)  # type: ignore[arg-type]  # a raw binary stream COPY reads
         except psycopg2.Error:
             if stream.error is not None:
                 raise stream.error from None

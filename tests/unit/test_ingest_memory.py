@@ -44,7 +44,8 @@ def test_csv_rows_peak_memory_does_not_grow_with_the_file(tmp_path, monkeypatch)
 
 def test_ndjson_rows_peak_memory_does_not_grow_with_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv(ingest.BLOCK_MB_ENV, "0.25")
-    line = b'{"event_id":"w-%d","type":"product_view","ts":"2026-11-02T10:00:00Z","cookie_id":"ck","product":{"sku":"S","price":1}}\n'
+    line = (b'{"event_id":"w-%d","type":"product_view","ts":"2026-11-02T10:00:00Z","cookie_id":"ck",'
+            b'"product":{"sku":"S","price":1}}\n')
     peaks = {}
     for lines in (10_000, 80_000):
         path = tmp_path / f"events-{lines}.ndjson.gz"

@@ -50,7 +50,8 @@ def ga4_row(line: str, channel: str) -> str:
         ts: Any = micros
     else:
         ts = obj["timestamp_ms"] * 1000 if isinstance(obj.get("timestamp_ms"), int) else obj.get("timestamp_ms")
-    name = GA4_EVENT_NAMES[channel].get(obj.get("type" if web else "event"), obj.get("type" if web else "event"))
+    native = str(obj.get("type" if web else "event"))
+    name = GA4_EVENT_NAMES[channel].get(native, native)
     item = {k: v for k, v in (("item_id", product.get("sku")), ("item_name", product.get("sku")),
                               ("price", product.get("price")), ("quantity", product.get("quantity")))
             if v is not None}

@@ -328,7 +328,7 @@ def _day_events(w: _World, day_index: int, day: date) -> _DayEvents:
         click = rng.random(len(idx)) < 0.3
         kinds = [("view", np.ones(len(idx), bool), 0), ("click", click, -5), ("add_to_cart", cart, 30),
                  ("purchase", buy, 90)]
-        rows = {"type": [], "cust": [], "sess": [], "prod": [], "ts_ms": []}
+        rows: dict[str, list] = {"type": [], "cust": [], "sess": [], "prod": [], "ts_ms": []}
         for name, mask, shift in kinds:
             rows["type"].append(np.full(int(mask.sum()), name, dtype=object))
             rows["cust"].append(cust[mask])
@@ -412,7 +412,8 @@ def _web_lines(w: _World, ev: dict, day: date) -> tuple[list[str], list[str]]:
     tag = day.strftime("%Y%m%d")
     ids = [f"w-{tag}-{i:08d}" for i in range(n)]
     ts = _iso_ms(ev["ts_ms"])
-    cust = np.where(ev["logged_in"] & (ev["cust"] >= 0), w.cust_ids[np.maximum(ev["cust"], 0)], None).tolist()
+    known = ev["logged_in"] & (ev["cust"] >= 0)
+    cust = np.asarray(np.where(known, w.cust_ids[np.maximum(ev["cust"], 0)], None)).tolist()
     web_type = {"view": "product_view", "click": "product_click", "add_to_cart": "add_to_cart",
                 "purchase": "checkout_complete"}
     types = [web_type[t] for t in ev["type"].tolist()]
@@ -435,7 +436,7 @@ def _mobile_lines(w: _World, ev: dict, day: date) -> tuple[list[str], list[str]]
     n = len(ev["type"])
     tag = day.strftime("%Y%m%d")
     ids = [f"m-{tag}-{i:08d}" for i in range(n)]
-    cust = np.where(ev["logged_in"], w.cust_ids[ev["cust"]], None).tolist()
+    cust = np.asarray(np.where(ev["logged_in"], w.cust_ids[ev["cust"]], None)).tolist()
     app_type = {"view": "view_item", "click": "tap_item", "add_to_cart": "add_to_cart", "purchase": "purchase"}
     types = [app_type[t] for t in ev["type"].tolist()]
     skus = w.skus[ev["prod"]].tolist()
@@ -593,7 +594,7 @@ def generate(cfg: WorldConfig, out: Path) -> dict[str, object]:
         _write_snapshots(w, out, di, day)
         for channel in CHANNELS:
             if channel in ("web", "mobile"):
-                lines, _ = (_web_lines if channel == "web" else _mobile_lines)(w, getattr(ev, channel), day)
+                lines: list = (_web_lines if channel == "web" else _mobile_lines)(w, getattr(ev, channel), day)[0]
                 fmt = "json"
                 header: list[str] = []
             else:

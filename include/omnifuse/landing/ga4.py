@@ -121,7 +121,7 @@ def expand(line: str, source: str) -> Expansion:
     pseudo = _text(row.get("user_pseudo_id"))
     user = _text(row.get("user_id"))
     currency = _text(_param(row, "currency"))
-    ecommerce = row.get("ecommerce") if isinstance(row.get("ecommerce"), dict) else {}
+    ecommerce: dict = row["ecommerce"] if isinstance(row.get("ecommerce"), dict) else {}
     transaction = _text(ecommerce.get("transaction_id")) or _text(_param(row, "transaction_id"))
     id_base = f"ga4:{pseudo or ''}:{ts_raw if ts_raw is not None else ''}:{name}"
     origin = {"event_name": name, "platform": platform, "event_date": _text(row.get("event_date"))}
@@ -136,8 +136,8 @@ def expand(line: str, source: str) -> Expansion:
         if item.get("quantity") is not None:
             product["quantity"] = item["quantity"]
         if source == "web":
-            device = row.get("device") if isinstance(row.get("device"), dict) else {}
-            web_info = device.get("web_info") if isinstance(device.get("web_info"), dict) else {}
+            device: dict = row["device"] if isinstance(row.get("device"), dict) else {}
+            web_info: dict = device["web_info"] if isinstance(device.get("web_info"), dict) else {}
             if currency is not None:
                 product["currency"] = currency
             record: dict[str, Any] = {
@@ -153,7 +153,7 @@ def expand(line: str, source: str) -> Expansion:
                             "user_agent": _text(web_info.get("browser"))},
             }
         else:
-            app = row.get("app_info") if isinstance(row.get("app_info"), dict) else {}
+            app: dict = row["app_info"] if isinstance(row.get("app_info"), dict) else {}
             product["currency"] = currency
             record = {
                 "id": f"{id_base}:{index}",
