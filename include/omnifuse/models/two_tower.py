@@ -32,6 +32,8 @@ from omnifuse.models.base import Recommender
 
 class TwoTower(Recommender):
     name = "two_tower"
+    #: Optimiser steps the last :meth:`fit` ran (:func:`train_steps`); not part of the saved state.
+    steps_run: int = 0
 
     def __init__(self, seed: int = 7, dim: int = 32, epochs: int = 4, batch_size: int = 1024,
                  learning_rate: float = 0.01, temperature: float = 0.1, max_pairs: int = 1_000_000,
