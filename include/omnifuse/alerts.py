@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from omnifuse import warehouse
+from omnifuse.config import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,10 @@ def record_alert(dag_id: str, task_id: str, run_id: str, try_number: int | None,
 
 def configured_notifier() -> Any:
     """``OMNIFUSE_ALERT_NOTIFIER=module:Class`` (an Airflow notifier) with ``OMNIFUSE_ALERT_NOTIFIER_KWARGS`` (JSON)."""
-    spec = os.environ.get("OMNIFUSE_ALERT_NOTIFIER")
+    settings = load_settings()
+    spec = settings.alert_notifier
     if not spec:
         return None
     module, cls = spec.split(":")
-    kwargs = json.loads(os.environ.get("OMNIFUSE_ALERT_NOTIFIER_KWARGS", "{}"))
+    kwargs = json.loads(settings.alert_notifier_kwargs)
     return getattr(importlib.import_module(module), cls)(**kwargs)

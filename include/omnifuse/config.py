@@ -6,7 +6,7 @@ Every value has a documented default except secrets, which raise when missing.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Airflow connection id that, when defined, points the pipeline at an external warehouse.
@@ -94,6 +94,11 @@ class Settings:
     store_boost: float = 0.3
     recommend_repeats: bool = False
     ingest_block_mb: float = 1.0
+    bi_role: str = "omnifuse_bi"
+    bi_password: str | None = field(default=None, repr=False)
+    alert_notifier: str | None = None
+    alert_notifier_kwargs: str = "{}"
+    demo_verbose: bool = False
 
     @property
     def pgdata(self) -> Path:
@@ -168,6 +173,9 @@ def load_settings() -> Settings:
     - ``OMNIFUSE_INGEST_BLOCK_MB``: megabytes of a landed file read (and, for gzip, decompressed) per step (default
       1, at least 1/16). A load's peak memory grows with it (about 30×), never with the size of the files.
     - ``OMNIFUSE_BI_ROLE`` / ``OMNIFUSE_BI_PASSWORD``: the read-only BI role (see ``warehouse.bi_credentials``).
+    - ``OMNIFUSE_ALERT_NOTIFIER`` / ``OMNIFUSE_ALERT_NOTIFIER_KWARGS``: ``module:Class`` of an Airflow notifier
+      called on a task failure, and its keyword arguments as JSON (see ``alerts.configured_notifier``).
+    - ``OMNIFUSE_DEMO_VERBOSE``: ``1`` shows the libraries' output during ``make demo`` (default: to its log).
     """
     home = project_root()
     state = Path(os.environ.get("OMNIFUSE_STATE_DIR", home / ".omnifuse")).resolve()
@@ -199,6 +207,11 @@ def load_settings() -> Settings:
         store_boost=float(os.environ.get("OMNIFUSE_STORE_BOOST", "0.3")),
         recommend_repeats=os.environ.get("OMNIFUSE_RECOMMEND_REPEATS", "0").strip().lower() in ("1", "true", "yes"),
         ingest_block_mb=_megabytes("OMNIFUSE_INGEST_BLOCK_MB", 1.0),
+        bi_role=os.environ.get("OMNIFUSE_BI_ROLE", "omnifuse_bi"),
+        bi_password=os.environ.get("OMNIFUSE_BI_PASSWORD") or None,
+        alert_notifier=os.environ.get("OMNIFUSE_ALERT_NOTIFIER") or None,
+        alert_notifier_kwargs=os.environ.get("OMNIFUSE_ALERT_NOTIFIER_KWARGS", "{}"),
+        demo_verbose=os.environ.get("OMNIFUSE_DEMO_VERBOSE", "") not in ("", "0", "false", "False"),
         data_docs=_choice("OMNIFUSE_DATA_DOCS", "always", ("always", "on_failure", "never")),
         mapping_dir=Path(os.environ["OMNIFUSE_MAPPING_DIR"]).resolve() if os.environ.get("OMNIFUSE_MAPPING_DIR")
         else None,

@@ -401,8 +401,8 @@ def bi_credentials(settings: Settings | None = None) -> tuple[str, str]:
     external warehouse; the embedded one generates it once into ``$OMNIFUSE_STATE_DIR/bi_password`` (mode 600).
     """
     settings = settings or load_settings()
-    role = role_name(os.environ.get("OMNIFUSE_BI_ROLE", "omnifuse_bi"), "OMNIFUSE_BI_ROLE")
-    password = os.environ.get("OMNIFUSE_BI_PASSWORD")
+    role = role_name(settings.bi_role, "OMNIFUSE_BI_ROLE")
+    password = settings.bi_password
     if password:
         return role, password
     if not is_embedded(settings):
