@@ -8,16 +8,20 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from omnifuse.models.ease import EASE, _gram, _spd_inverse
-from omnifuse.models.two_tower import TwoTower, train_steps
+from omnifuse.models.two_tower import TwoTower, train_batch, train_steps
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_models import planted_world  # noqa: E402
 
 
-def test_two_tower_steps_follow_the_data_up_to_the_cap_then_stay_there():
-    assert train_steps(100_000, 1024, 4, 1200) == 4 * 97  # a small world: epochs over its pairs, as before
-    capped = [train_steps(n, 1024, 4, 1200) for n in (400_000, 1_000_000, 2_400_000, 50_000_000)]
-    assert capped == [1200] * 4  # past the cap neither the steps nor the batch grow with the data
+def test_two_tower_batch_and_steps_follow_the_data_up_to_their_caps_then_stay_there():
+    assert train_batch(100_000, 1024, 4, 1200, 2048) == 1024  # a small world: as before
+    assert train_steps(100_000, 1024, 4, 1200) == 4 * 97
+    sizes = (400_000, 1_000_000, 2_400_000, 50_000_000)
+    batches = [train_batch(n, 1024, 4, 1200, 2048) for n in sizes]
+    assert batches == [2048] * 4  # the batch doubles once, then stops growing with the data
+    assert [train_steps(n, b, 4, 1200) for n, b in zip(sizes, batches, strict=True)] == [780, 1200, 1200, 1200]
+    assert train_batch(50_000_000, 2048, 4, 1200, 1024) == 2048  # never below the configured batch
     assert train_steps(10, 1024, 4, 1200) == 4  # fewer pairs than a batch: one (short) batch per epoch
 
 
