@@ -58,3 +58,13 @@ def test_ease_keeps_the_closed_form():
     b = -p / np.diag(p)
     np.fill_diagonal(b, 0.0)
     np.testing.assert_allclose(model.state["b"], b, rtol=1e-4, atol=1e-6)
+
+
+def test_recommend_scores_users_in_batches_with_the_same_result():
+    data = planted_world()
+    model = EASE(seed=3).fit(data)
+    users = np.arange(data.n_users)
+    exclude = data.bought().tocsr()
+    whole, whole_scores = model.recommend(data, users, 5, exclude, batch=len(users))
+    parts, part_scores = model.recommend(data, users, 5, exclude, batch=7)
+    assert np.array_equal(whole, parts) and np.allclose(whole_scores, part_scores)

@@ -35,9 +35,15 @@ class Recommender(ABC):
     def score(self, data: Dataset, users: np.ndarray) -> np.ndarray:
         """Dense scores, shape (len(users), n_items); higher is better. ``data`` gives the users' history."""
 
-    def recommend(self, data: Dataset, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k product indexes and scores per user, excluding ``exclude``'s non-zeros (e.g. bought items)."""
+    def recommend(self, data: Dataset, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
+                  batch: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k product indexes and scores per user, excluding ``exclude``'s non-zeros (e.g. bought items).
+
+        Users are scored ``batch`` at a time: dense scores stay batch × products whatever the number of users
+        (20 k holdout customers × 10 k products were 3.4 GB at once)."""
+        if len(users) > batch:
+            parts = [self.recommend(data, users[s:s + batch], k, exclude, batch) for s in range(0, len(users), batch)]
+            return np.vstack([p[0] for p in parts]), np.vstack([p[1] for p in parts])
         scores = self.score(data, users).astype(np.float32, copy=True)
         if exclude is not None:
             rows = exclude[users]
