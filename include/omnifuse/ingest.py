@@ -245,21 +245,23 @@ def _clean_line(line: bytes) -> tuple[bytes, bytes]:
     return _escape(line).replace(b"\n", b"\\n"), error  # a CSV record may hold a newline
 
 
-def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad) -> Iterator[bytes]:
-    """COPY rows (batch date, file, line no, line, fields, parse error) for a gzip NDJSON file."""
-    prefix = f"{business_date.isoformat()}\t{lf.relative}\t".encode()
+def _copy_text(value: str) -> str:
+    """``value`` escaped for a COPY text-format field."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _gzip_lines(lf: LandedFile, business_date: date) -> Iterator[list[bytes]]:
+    """The lines of a gzip file, :func:`block_bytes` of it at a time (a line cut by a block's end is carried into
+    the next); a corrupt or truncated file raises :class:`LandingError` naming it."""
     size = block_bytes()
     line_no = 0
     carry = b""
     try:
         with gzip.open(lf.path, "rb") as fh:
-            while True:
-                block = fh.read(size)
-                if not block:
-                    break
+            while block := fh.read(size):
                 parts = (carry + block).split(b"\n")
                 carry = parts.pop()
-                yield _rows_from_parts(parts, prefix, line_no)
+                yield parts
                 line_no += len(parts)
     except (OSError, EOFError, zlib.error) as exc:
         raise LandingError(
@@ -267,8 +269,16 @@ def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad) -> Iterat
             f"{business_date}; ask the sender to re-deliver the file, then clear the task."
         ) from exc
     if carry:
-        yield _rows_from_parts([carry], prefix, line_no)
-        line_no += 1
+        yield [carry]
+
+
+def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad) -> Iterator[bytes]:
+    """COPY rows (batch date, file, line no, line, fields, parse error) for a gzip NDJSON file."""
+    prefix = f"{business_date.isoformat()}\t{lf.relative}\t".encode()
+    line_no = 0
+    for parts in _gzip_lines(lf, business_date):
+        yield _rows_from_parts(parts, prefix, line_no)
+        line_no += len(parts)
     stats.lines = line_no
 
 
@@ -278,10 +288,8 @@ def _ga4_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
     cannot be expanded lands once, as it came, with its reason in ``_parse_error``. Rows that are not
     interactions of this source are counted in ``stats.notes`` (see :mod:`omnifuse.landing.ga4`)."""
     prefix = f"{business_date.isoformat()}\t{lf.relative}\t"
-    size = block_bytes()
     line_no = records = 0
     skipped: dict[str, int] = {}
-    carry = b""
 
     def rows(parts: list[bytes], start: int) -> bytes:
         nonlocal records
@@ -301,26 +309,13 @@ def _ga4_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
                 records += 1
                 continue
             for record in found.records:
-                escaped = record.replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
-                out.append(f"{prefix}{n}\t{escaped}\t\\N\t\\N\n")
+                out.append(f"{prefix}{n}\t{_copy_text(record)}\t\\N\t\\N\n")
             records += len(found.records)
         return "".join(out).encode()
 
-    try:
-        with gzip.open(lf.path, "rb") as fh:
-            while block := fh.read(size):
-                parts = (carry + block).split(b"\n")
-                carry = parts.pop()
-                yield rows(parts, line_no)
-                line_no += len(parts)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise LandingError(
-            f"{lf.path}: corrupt or truncated gzip after {line_no} lines ({exc}). Nothing was loaded for "
-            f"{business_date}; ask the sender to re-deliver the file, then clear the task."
-        ) from exc
-    if carry:
-        yield rows([carry], line_no)
-        line_no += 1
+    for parts in _gzip_lines(lf, business_date):
+        yield rows(parts, line_no)
+        line_no += len(parts)
     stats.lines, stats.records = line_no, records
     stats.notes.append(f"{lf.relative}: read as a GA4 export, {line_no} GA4 rows -> {records} lines (one per item)")
     if skipped:
@@ -413,7 +408,7 @@ def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
         template = "{{" + ",".join(f'{k}:"{{}}"' for k in keys) + "}}"
     n = 1  # the header is record 1
     header_reason = header_error.decode() if header_error is not None else None
-    wrong_field_count = b"wrong_field_count".decode()  # a blank line too
+    wrong_field_count = "wrong_field_count"  # a blank line too
     for records in itertools.chain([first[1:]], blocks):
         out: list[str] = []
         for raw_line in records:
@@ -427,7 +422,7 @@ def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
             except UnicodeDecodeError:
                 out.append(_unreadable_record_row(record, n, prefix))
                 continue
-            text = decoded.replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
+            text = _copy_text(decoded)
             if header_reason is not None:
                 out.append(f"{prefix}{n}\t{text}\t\\N\t{header_reason}\n")
                 continue
