@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 TIERS = ("dags", "unit", "integration")
+#: The first day of the ``tiny_world`` fixture.
+TINY_WORLD_START = date(2026, 11, 2)
 ROOT = Path(__file__).resolve().parents[1]
 
 os.environ["OMNIFUSE_HOME"] = str(ROOT)
@@ -105,12 +107,27 @@ def clean_warehouse(warehouse_url):
     return warehouse_url
 
 
+@pytest.fixture
+def landing(tiny_world, clean_warehouse, tmp_path):
+    """A landing zone holding the tiny world's catalog for its first day (fx rates, stores, catalog), loaded."""
+    import shutil
+
+    from omnifuse.ingest import ingest_source
+
+    first = TINY_WORLD_START
+    root = tmp_path / "landing"
+    shutil.copytree(tiny_world / "catalog" / first.isoformat(), root / "catalog" / first.isoformat())
+    for name in ("fx_rates", "stores", "catalog"):
+        ingest_source(name, first, landing_dir=root, url=clean_warehouse)
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory):
     """A small messy world: 3 days from 2026-11-02 (store column renamed on day 2)."""
     from omnifuse.generate import WorldConfig, generate
 
     out = tmp_path_factory.mktemp("world")
-    cfg = WorldConfig(customers=600, products=150, days=3, start=date(2026, 11, 2), seed=11)
+    cfg = WorldConfig(customers=600, products=150, days=3, start=TINY_WORLD_START, seed=11)
     generate(cfg, out)
     return out

@@ -8,26 +8,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 from datetime import date
 from decimal import Decimal
 
-import pytest
 from omnifuse import warehouse
 from omnifuse.ingest import ingest_source
 from omnifuse.manifest import write_manifest
 
 D = date(2026, 11, 2)
-
-
-@pytest.fixture
-def landing(tiny_world, clean_warehouse, tmp_path):
-    """A landing zone holding the tiny world's catalog for D, loaded."""
-    root = tmp_path / "landing"
-    shutil.copytree(tiny_world / "catalog" / D.isoformat(), root / "catalog" / D.isoformat())
-    for name in ("fx_rates", "stores", "catalog"):
-        ingest_source(name, D, landing_dir=root, url=clean_warehouse)
-    return root
 
 
 def _sku(url: str) -> tuple[str, Decimal]:

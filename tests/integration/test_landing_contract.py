@@ -36,16 +36,6 @@ line_no = "@row"
 """
 
 
-@pytest.fixture
-def landing(tiny_world, clean_warehouse, tmp_path):
-    """A landing zone holding the tiny world's catalog for D, loaded."""
-    root = tmp_path / "landing"
-    shutil.copytree(tiny_world / "catalog" / D.isoformat(), root / "catalog" / D.isoformat())
-    for name in ("fx_rates", "stores", "catalog"):
-        ingest_source(name, D, landing_dir=root, url=clean_warehouse)
-    return root
-
-
 def _skus(url: str, n: int) -> list[tuple[str, float]]:
     with warehouse.transaction(url) as cur:
         cur.execute("select product_id, price from core.product_snapshots where snapshot_date = %s "
