@@ -177,12 +177,13 @@ def _attach(cur, table: str, business_date: date) -> None:
         _history_parent(table), _next(table), sql.Literal(business_date.isoformat())))
 
 
-def _drop_primary_key(cur, qualified: str) -> None:
-    """History partitions carry no index (as when history was a copy): drop a retired live table's key."""
-    cur.execute("select conname from pg_constraint where conrelid = %s::regclass and contype = 'p'", (qualified,))
+def _drop_primary_key(cur, table: str) -> None:
+    """History partitions carry no index (as when history was a copy): drop the key of ``mart.<table>``, a
+    retired live table."""
+    cur.execute("select conname from pg_constraint where conrelid = %s::regclass and contype = 'p'",
+                (f"mart.{table}",))
     for (name,) in cur.fetchall():
-        schema, table = qualified.split(".")
-        cur.execute(sql.SQL("alter table {} drop constraint {}").format(sql.Identifier(schema, table),
+        cur.execute(sql.SQL("alter table {} drop constraint {}").format(sql.Identifier("mart", table),
                                                                         sql.Identifier(name)))
 
 
@@ -209,7 +210,7 @@ def _history(cur, table: str, business_date: date, retention_days: int, live: bo
     if not live:
         cur.execute(sql.SQL("alter table {} rename to {}").format(
             _next(table), sql.Identifier(_history_name(table, business_date))))
-        _drop_primary_key(cur, f"mart.{_history_name(table, business_date)}")
+        _drop_primary_key(cur, _history_name(table, business_date))
     cutoff = business_date - timedelta(days=retention_days)
     for day, name in partitions.items():
         if day < cutoff and name != table:  # the live table leaves history by the swap, when it is retired
@@ -247,7 +248,7 @@ def _swap(cur, table: str, business_date: date, attempts: int = 10, *, attach: b
             if retired is not None and (keep_after is None or retired >= keep_after):
                 cur.execute(sql.SQL("alter table {} rename to {}").format(
                     old, sql.Identifier(_history_name(table, retired))))
-                _drop_primary_key(cur, f"mart.{_history_name(table, retired)}")
+                _drop_primary_key(cur, _history_name(table, retired))
             else:
                 cur.execute(sql.SQL("drop table {}").format(old))
             cur.execute(sql.SQL("comment on table {} is {}").format(live, sql.Literal(comment)))
