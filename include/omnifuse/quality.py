@@ -37,6 +37,7 @@ not fail tasks (and pins an incompatible structlog), so the gate raises :class:`
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import statistics
@@ -89,9 +90,7 @@ class Check:
     expectation: Any  # a great_expectations Expectation
 
 
-_COUNTED_ROWS: list[type] = []
-
-
+@functools.cache
 def _counted_rows() -> type:
     """GX's ``UnexpectedRowsExpectation`` that only counts the offending rows.
 
@@ -100,21 +99,19 @@ def _counted_rows() -> type:
     for every custom check. This one asks for the count alone; its result (``observed_value``: the count) and its
     Data Docs rendering are GX's. Defined on first use, so importing this module does not import GX.
     """
-    if not _COUNTED_ROWS:
-        import great_expectations.expectations as gxe
+    import great_expectations.expectations as gxe
 
-        class ExpectNoUnexpectedRows(gxe.UnexpectedRowsExpectation):
-            """No row matches ``unexpected_rows_query`` (counted in the warehouse, rows not fetched)."""
+    class ExpectNoUnexpectedRows(gxe.UnexpectedRowsExpectation):
+        """No row matches ``unexpected_rows_query`` (counted in the warehouse, rows not fetched)."""
 
-            metric_dependencies = ("unexpected_rows_query.row_count",)
+        metric_dependencies = ("unexpected_rows_query.row_count",)
 
-            def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
-                          execution_engine: Any = None) -> dict:
-                count = metrics["unexpected_rows_query.row_count"]
-                return {"success": count == 0, "result": {"observed_value": count}}
+        def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
+                      execution_engine: Any = None) -> dict:
+            count = metrics["unexpected_rows_query.row_count"]
+            return {"success": count == 0, "result": {"observed_value": count}}
 
-        _COUNTED_ROWS.append(ExpectNoUnexpectedRows)
-    return _COUNTED_ROWS[0]
+    return ExpectNoUnexpectedRows
 
 
 def suites_dir() -> Path:
