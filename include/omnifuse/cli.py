@@ -155,7 +155,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     settings = load_settings()
     log_path = settings.state_dir / "logs" / "demo.log"
     # OMNIFUSE_DEMO_VERBOSE=1 shows the libraries' output (task logs, GX, TensorFlow) in the terminal as well
-    verbose = args.verbose or load_settings().demo_verbose
+    verbose = args.verbose or settings.demo_verbose
     with _terminal(verbose, log_path) as say:
         code = _demo(args, settings, say, log_path if not verbose else None)
     return code
