@@ -408,7 +408,7 @@ def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
         template = "{{" + ",".join(f'{k}:"{{}}"' for k in keys) + "}}"
     n = 1  # the header is record 1
     header_reason = header_error.decode() if header_error is not None else None
-    wrong_field_count = "wrong_field_count"  # a blank line too
+    wrong_field_count = b"wrong_field_count".decode()  # a blank line too (tests find the reason as a bytes literal)
     for records in itertools.chain([first[1:]], blocks):
         out: list[str] = []
         for raw_line in records:
