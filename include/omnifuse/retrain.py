@@ -37,7 +37,7 @@ from omnifuse.evaluate import KS, Split, evaluate, make_split, per_customer, siz
 from omnifuse.features import Dataset, load_dataset
 from omnifuse.fusion import VARIANTS, FusedModel, candidates, choose_served, fit_learners, rank, variant_scores
 from omnifuse.models import BASE_MODELS, Recommender, model_class
-from omnifuse.tuning import tune
+from omnifuse.tuning import record_trials, tune
 
 log = logging.getLogger(__name__)
 TOP_K = max(KS)
@@ -188,12 +188,9 @@ def train_model(run_id: str, name: str, *, url: str | None = None, budget_s: flo
     r_recs, _ = model.recommend(repeat.train, repeat.users, TOP_K, exclude=repeat.exclude)
     _write_metrics(url, run_id, name, evaluate(r_recs, repeat, data.n_items, seed), plan.split_date,
                    "holdout_repeat", None)
-    with warehouse.transaction(url) as cur:
-        cur.execute("delete from ml.tuning_trials where run_id = %s and model_name = %s", (run_id, name))
-        for t in trials:
-            cur.execute("insert into ml.tuning_trials values (%s, %s, %s, %s, %s, %s, %s)",
-                        (run_id, name, t.trial, json.dumps(t.params), t.valid_ndcg, t.fit_seconds, t.chosen))
-    summary = {"model": name, "fit_seconds": round(fit_s, 2), "params": params, "trials": len(trials),
+    record_trials(run_id, name, trials, url)
+    summary = {"model": name, "fit_seconds": round(fit_s, 2), "params": params,
+               "trials": sum(t.status == "run" for t in trials),
                **{f"{m}@{k}": round(v, 4) for m, k, v, *_ in metrics if m == "ndcg"}}
     log.info("trained %s: %s", name, summary)
     return summary

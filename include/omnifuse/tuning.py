@@ -7,14 +7,17 @@ fixed order, each fitted before the validation slice and scored by NDCG@10 on it
 the time spent plus the slowest trial so far fits in the budget (the defaults always run: fusion needs that
 fit anyway). The best mean wins (ties: the earlier trial). Fits are seeded, so the same data, seed and number
 of completed trials give the same choice; a budget that lets every trial run makes the choice independent of
-machine speed.
+machine speed. A setting the budget leaves untried is kept as a ``skipped_budget`` trial (``ml.tuning_trials``,
+counted in ``mart.model_performance.trials_skipped``), so a run whose choice depended on the clock says so.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
+from omnifuse import warehouse
 from omnifuse.evaluate import Split, per_customer
 from omnifuse.models import Recommender, model_class
 
@@ -33,11 +36,17 @@ GRIDS: dict[str, list[dict]] = {
 
 @dataclass
 class Trial:
+    """One setting of a model's grid: run (fitted and scored on the validation slice) or skipped by the budget."""
+
     trial: int
     params: dict
-    valid_ndcg: float
-    fit_seconds: float
+    valid_ndcg: float | None  # None: skipped
+    fit_seconds: float | None
     chosen: bool = False
+
+    @property
+    def status(self) -> str:
+        return "skipped_budget" if self.valid_ndcg is None else "run"
 
 
 def tune(name: str, valid: Split, seed: int, budget_s: float, k: int = 10) -> tuple[Recommender, list[Trial]]:
@@ -49,8 +58,9 @@ def tune(name: str, valid: Split, seed: int, budget_s: float, k: int = 10) -> tu
     slowest = 0.0
     for i, params in enumerate(GRIDS.get(name, [{}])):
         spent = time.perf_counter() - started
-        if i > 0 and spent + slowest > budget_s:
-            break
+        if i > 0 and (spent + slowest > budget_s or trials[-1].valid_ndcg is None):
+            trials.append(Trial(i, dict(cls(**params).params), None, None))
+            continue
         t0 = time.perf_counter()
         model = cls(seed=seed, **params).fit(valid.train)
         recs, _ = model.recommend(valid.train, valid.users, k, exclude=valid.exclude)
@@ -72,4 +82,14 @@ def params_of(trials: list[Trial]) -> dict:
     return next(t.params for t in trials if t.chosen)
 
 
-__all__ = ["GRIDS", "Trial", "params_of", "tune"]
+def record_trials(run_id: str, model_name: str, trials: list[Trial], url: str | None = None) -> None:
+    """Replace ``ml.tuning_trials`` of one run and model with ``trials`` (a re-run of the task rewrites them)."""
+    with warehouse.transaction(url) as cur:
+        cur.execute(warehouse.sql_text("tuning/forget_trials.sql"), {"run_id": run_id, "model_name": model_name})
+        cur.executemany(warehouse.sql_text("tuning/record_trial.sql"), [
+            {"run_id": run_id, "model_name": model_name, "trial": t.trial, "params": json.dumps(t.params),
+             "valid_ndcg": t.valid_ndcg, "fit_seconds": t.fit_seconds, "chosen": t.chosen, "status": t.status}
+            for t in trials])
+
+
+__all__ = ["GRIDS", "Trial", "params_of", "record_trials", "tune"]

@@ -121,10 +121,14 @@ def _valid_split():
 def test_tuning_stays_within_its_budget_and_is_deterministic():
     split = _valid_split()
     only_defaults, trials = tune("ease", split, seed=3, budget_s=0.0)
-    assert len(trials) == 1 and trials[0].chosen and only_defaults.params == model_class("ease")().params
+    assert trials[0].chosen and trials[0].status == "run" and only_defaults.params == model_class("ease")().params
+    # what the budget left untried is kept, marked skipped, so the run says its choice depended on the clock
+    assert [t.status for t in trials[1:]] == ["skipped_budget"] * (len(GRIDS["ease"]) - 1)
+    assert [t.params for t in trials[1:]] == [model_class("ease")(**p).params for p in GRIDS["ease"][1:]]
+    assert not any(t.chosen for t in trials[1:]) and all(t.valid_ndcg is None for t in trials[1:])
     first_model, first = tune("ease", split, seed=3, budget_s=60.0)
     again_model, again = tune("ease", split, seed=3, budget_s=60.0)
-    assert len(first) == len(GRIDS["ease"])
+    assert len(first) == len(GRIDS["ease"]) and all(t.status == "run" for t in first)
     assert [(t.params, t.valid_ndcg, t.chosen) for t in first] == [(t.params, t.valid_ndcg, t.chosen) for t in again]
     assert first_model.params == again_model.params
     best = max(first, key=lambda t: t.valid_ndcg)
@@ -132,8 +136,10 @@ def test_tuning_stays_within_its_budget_and_is_deterministic():
     # no trial starts once the time spent plus the slowest trial would exceed the budget
     budget = first[0].fit_seconds * 2.5
     _, some = tune("ease", split, seed=3, budget_s=budget)
-    assert 1 <= len(some) <= len(first)
-    assert sum(t.fit_seconds for t in some[:-1]) <= budget
+    ran = [t for t in some if t.status == "run"]
+    assert len(some) == len(first) and len(ran) >= 1
+    assert [t.status for t in some] == ["run"] * len(ran) + ["skipped_budget"] * (len(some) - len(ran))
+    assert sum(t.fit_seconds or 0.0 for t in ran[:-1]) <= budget
 
 
 def test_bootstrap_intervals_and_paired_bound():
