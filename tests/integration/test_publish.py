@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import date, timedelta
 
@@ -549,3 +550,17 @@ def test_output_checks_catch_rank_gaps_and_increasing_scores(published, plant, c
             cur.execute("delete from ml.recommendation_batches where business_date = %s", (D,))
             cur.execute("insert into ml.recommendation_batches select * from public.kept_batches")
             cur.execute("drop table public.kept_batches")
+
+
+def test_model_performance_shows_each_base_models_tuned_choice(published):
+    """The hyper-parameters chosen on the validation slice reach BI with their score and the trials behind them."""
+    rows = _rows(published, "select distinct p.model_name, p.params, p.valid_ndcg, p.trials_run, p.trials_skipped "
+                            "from mart.model_performance as p where p.params is not null")
+    chosen = _rows(published, "select model_name, params, valid_ndcg from ml.tuning_trials where chosen")
+    assert sorted((m, json.dumps(p, sort_keys=True), v) for m, p, v, _, _ in rows) == sorted(
+        (m, json.dumps(p, sort_keys=True), v) for m, p, v in chosen)
+    counts = dict(_rows(published, "select model_name, count(*) from ml.tuning_trials group by model_name"))
+    assert counts and all(run >= 1 and run + skipped == counts[m] for m, _, _, run, skipped in rows)
+    # fusion variants have no grid: their rows carry no tuning
+    assert _rows(published, "select count(*) from mart.model_performance where model_name like 'fusion%%' "
+                            "and params is not null") == [(0,)]
