@@ -6,7 +6,7 @@ run conf to load any date by hand). Re-running a run, a task or a day replaces e
 
 | step | reads | writes |
 | --- | --- | --- |
-| `wait_for_<folder>` | `<landing>/<folder>/<date>/_manifest.json` | — |
+| `wait_for_<folder>` | `<landing>/<folder>/<date>/_manifest.json` (a local folder or object storage) | — |
 | `load_catalog` | `catalog/<date>/*.csv` | `core.products` (+ snapshots), `core.stores`, `core.fx_rates` |
 | `load_crm` | `crm/<date>/customers.csv` | `core.customer_snapshots`, `core.customers` |
 | `load_<channel>` | the channel's files | `raw.*`, `staging.*`, `quarantine.*` |
@@ -25,6 +25,10 @@ inside Postgres. An `error` expectation that fails fails the gate: nothing after
 emitted, and retraining never sees the date. `warn` failures are recorded in `ops.dq_results` and shown in
 `mart.data_quality_daily`; the run goes on. The log lists each failed expectation with the observed value, a
 sample of offending rows and the Data Docs link (`$OMNIFUSE_STATE_DIR/data_docs/<gate>/<date>/index.html`).
+
+**The landing zone** (`<landing>`, `OMNIFUSE_LANDING_DIR`) is a local folder or a URL of object storage
+(`s3://aws_landing@bucket/prefix`, `gs://…`: Airflow's `ObjectStoragePath` with an Airflow connection); sensors,
+manifests and loads read both the same way.
 
 **When a task fails**: the log names the file, the date and what to do. A sensor that times out means the
 sender did not deliver that folder: check the landing zone, then clear the task. A `LandingError` means a
@@ -68,12 +72,12 @@ def _wait_for(folder: str) -> Any:
         "On timeout the delivery never came: check with the sender, then clear this task.",
     )
     def wait() -> PokeReturnValue:
-        from omnifuse.ingest import folder_ready
+        from omnifuse.ingest import manifest_file
 
-        day = _business_date()
-        ready = folder_ready(SETTINGS.landing_dir, folder, day)
+        manifest = manifest_file(SETTINGS.landing_dir, folder, _business_date())
+        ready = manifest.is_file()
         if not ready:
-            print(f"waiting for {SETTINGS.landing_dir / folder / day.isoformat() / '_manifest.json'}")
+            print(f"waiting for {manifest}")
         return PokeReturnValue(is_done=ready)
 
     return wait()

@@ -164,6 +164,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace, settings: Settings, say: Callable[..., None], log_path: Path | None) -> int:
     from omnifuse import warehouse
     from omnifuse.generate import WorldConfig, generate
+    from omnifuse.landing_zone import local_folder
     from omnifuse.report import audit_rows, format_audit, pipeline_summary
 
     logs = settings.state_dir / "airflow" / "logs"
@@ -175,7 +176,7 @@ def _demo(args: argparse.Namespace, settings: Settings, say: Callable[..., None]
     cfg = WorldConfig(customers=args.customers, products=args.products, days=args.days,
                       start=date.fromisoformat(args.start), seed=args.seed)
     started = time.perf_counter()
-    summary = generate(cfg, settings.landing_dir)
+    summary = generate(cfg, local_folder(settings.landing_dir))
     say(f"generated {summary['events']:,} events ({cfg.customers:,} customers, {cfg.products:,} products, "
         f"{cfg.days} days) into {settings.landing_dir} in {time.perf_counter() - started:.1f}s")
     days = [cfg.start + timedelta(days=i) for i in range(cfg.days)]

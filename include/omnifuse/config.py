@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from omnifuse import landing_zone
+
 #: Airflow connection id that, when defined, points the pipeline at an external warehouse.
 WAREHOUSE_CONN_ID = "omnifuse_warehouse"
 
@@ -67,7 +69,7 @@ class Settings:
 
     home: Path
     state_dir: Path
-    landing_dir: Path
+    landing_dir: Path | str  # a local folder, or the URL of object storage (see omnifuse.landing_zone)
     warehouse_url: str | None
     late_window_days: int
     sensor_timeout_s: int
@@ -99,6 +101,7 @@ class Settings:
     alert_notifier: str | None = None
     alert_notifier_kwargs: str = "{}"
     demo_verbose: bool = False
+    landing_conn_id: str | None = None
 
     @property
     def pgdata(self) -> Path:
@@ -127,7 +130,12 @@ def load_settings() -> Settings:
 
     - ``OMNIFUSE_HOME``: project root (default: the checkout holding ``dags/``).
     - ``OMNIFUSE_STATE_DIR``: embedded Postgres data, Airflow home (default ``$OMNIFUSE_HOME/.omnifuse``).
-    - ``OMNIFUSE_LANDING_DIR``: landing zone root (default ``$OMNIFUSE_STATE_DIR/landing``).
+    - ``OMNIFUSE_LANDING_DIR``: landing zone root (default ``$OMNIFUSE_STATE_DIR/landing``): a local folder (a plain
+      path or ``file:///…``, kept as a ``Path``) or a URL of object storage that Airflow's ``ObjectStoragePath``
+      reads (``s3://bucket/prefix``, ``gs://…``, ``abfs://…``, kept as text), optionally naming its Airflow
+      connection (``s3://aws_landing@bucket/prefix``). See ``omnifuse.landing_zone``.
+    - ``OMNIFUSE_LANDING_CONN_ID``: the Airflow connection of a landing URL that names none (default unset: the
+      filesystem's own default credentials).
     - ``OMNIFUSE_WAREHOUSE_URL``: external Postgres URL; unset means the embedded server.
     - ``OMNIFUSE_LATE_WINDOW_DAYS``: how many days late an event may arrive and still be staged (default 3).
     - ``OMNIFUSE_SENSOR_TIMEOUT_S`` / ``OMNIFUSE_SENSOR_POKE_S``: landing-file sensor timeout and
@@ -179,7 +187,7 @@ def load_settings() -> Settings:
     """
     home = project_root()
     state = Path(os.environ.get("OMNIFUSE_STATE_DIR", home / ".omnifuse")).resolve()
-    landing = Path(os.environ.get("OMNIFUSE_LANDING_DIR", state / "landing")).resolve()
+    landing = landing_zone.parse_setting(os.environ.get("OMNIFUSE_LANDING_DIR") or str(state / "landing"))
     return Settings(
         home=home,
         state_dir=state,
@@ -212,6 +220,7 @@ def load_settings() -> Settings:
         alert_notifier=os.environ.get("OMNIFUSE_ALERT_NOTIFIER") or None,
         alert_notifier_kwargs=os.environ.get("OMNIFUSE_ALERT_NOTIFIER_KWARGS", "{}"),
         demo_verbose=os.environ.get("OMNIFUSE_DEMO_VERBOSE", "") not in ("", "0", "false", "False"),
+        landing_conn_id=os.environ.get("OMNIFUSE_LANDING_CONN_ID") or None,
         data_docs=_choice("OMNIFUSE_DATA_DOCS", "always", ("always", "on_failure", "never")),
         mapping_dir=Path(os.environ["OMNIFUSE_MAPPING_DIR"]).resolve() if os.environ.get("OMNIFUSE_MAPPING_DIR")
         else None,

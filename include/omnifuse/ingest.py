@@ -25,16 +25,16 @@ from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from fnmatch import fnmatch
-from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from omnifuse import sources, warehouse
+from omnifuse import landing_zone, sources, warehouse
 from omnifuse.config import load_settings
 from omnifuse.landing import ga4, merchant_center
 from omnifuse.landing_csv import Mapping, apply_mapping, iter_records, load_mapping, parse_record, read_blocks
+from omnifuse.landing_zone import LandingPath, Location
 from omnifuse.rules import staging_params
 from omnifuse.sources import Source
 
@@ -58,8 +58,8 @@ class LandingError(RuntimeError):
 
 @dataclass(frozen=True)
 class LandedFile:
-    path: Path
-    relative: str  # "<folder>/<date>/<name>": what raw._source_file records
+    path: LandingPath  # a local file or an object in object storage (omnifuse.landing_zone)
+    relative: str  # "<folder>/<date>/<name>": what raw._source_file records, the same wherever the zone lives
     bytes: int
     sha256: str
     data_lines: int
@@ -76,17 +76,24 @@ class FileLoad:
     notes: list[str] = field(default_factory=list)
 
 
-def landing_folder(landing_dir: Path, source: Source, business_date: date) -> Path:
-    return Path(landing_dir) / source.folder / business_date.isoformat()
+def landing_folder(landing_dir: Location, source: Source, business_date: date) -> LandingPath:
+    """``<landing>/<folder>/<date>``: a local folder or an object-storage prefix (see :mod:`omnifuse.landing_zone`)."""
+    return landing_zone.resolve(landing_dir) / source.folder / business_date.isoformat()
 
 
-def folder_ready(landing_dir: Path, folder: str, business_date: date) -> bool:
+def manifest_file(landing_dir: Location, folder: str, business_date: date) -> LandingPath:
+    """``<landing>/<folder>/<date>/_manifest.json``, what the sensor of that folder waits for."""
+    return landing_zone.resolve(landing_dir) / folder / business_date.isoformat() / MANIFEST
+
+
+def folder_ready(landing_dir: Location, folder: str, business_date: date) -> bool:
     """True once the sender has written ``_manifest.json`` (it is written last) for that folder and day."""
-    return (Path(landing_dir) / folder / business_date.isoformat() / MANIFEST).is_file()
+    return manifest_file(landing_dir, folder, business_date).is_file()
 
 
-def landed_files(landing_dir: Path, source: Source, business_date: date) -> list[LandedFile]:
-    """The files of ``source`` for ``business_date`` listed in the manifest, checked for presence and size."""
+def landed_files(landing_dir: Location, source: Source, business_date: date) -> list[LandedFile]:
+    """The files of ``source`` for ``business_date`` listed in the manifest, checked for presence and size
+    (in a local folder or in object storage alike)."""
     folder = landing_folder(landing_dir, source, business_date)
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
@@ -257,13 +264,13 @@ def _gzip_lines(lf: LandedFile, business_date: date) -> Iterator[list[bytes]]:
     line_no = 0
     carry = b""
     try:
-        with gzip.open(lf.path, "rb") as fh:
+        with landing_zone.open_binary(lf.path, size) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as fh:
             while block := fh.read(size):
                 parts = (carry + block).split(b"\n")
                 carry = parts.pop()
                 yield parts
                 line_no += len(parts)
-    except (OSError, EOFError, zlib.error) as exc:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not the storage's own errors: those may be retried
         raise LandingError(
             f"{lf.path}: corrupt or truncated gzip after {line_no} lines ({exc}). Nothing was loaded for "
             f"{business_date}; ask the sender to re-deliver the file, then clear the task."
@@ -600,14 +607,16 @@ def ingest_source(
     source_name: str,
     business_date: date,
     *,
-    landing_dir: Path | None = None,
+    landing_dir: Location | None = None,
     url: str | None = None,
     late_window_days: int | None = None,
 ) -> dict[str, object]:
-    """Load one source for one business date in one transaction; returns a small summary for XCom."""
+    """Load one source for one business date in one transaction; returns a small summary for XCom.
+
+    ``landing_dir`` (default ``OMNIFUSE_LANDING_DIR``) is a local folder or a URL of object storage."""
     settings = load_settings()
     source = sources.get(source_name)
-    landing = Path(landing_dir) if landing_dir else settings.landing_dir
+    landing = landing_zone.resolve(landing_dir if landing_dir else settings.landing_dir, settings.landing_conn_id)
     files = landed_files(landing, source, business_date)
     window = settings.late_window_days if late_window_days is None else late_window_days
     mapping_dir = settings.mapping_dir if settings.mapping_dir else landing / "_mappings"

@@ -35,7 +35,9 @@ import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+
+from omnifuse import landing_zone
+from omnifuse.landing_zone import LandingPath, Location
 
 #: Columns read as numbers in every source (decimal and thousands separators apply to them).
 NUMBER_COLUMNS = frozenset({"quantity", "unit_price", "price", "stock", "rate_to_eur", "qty"})
@@ -52,7 +54,7 @@ class MappingError(ValueError):
 class Mapping:
     """A source's column mapping (see the module docstring); ``path`` is where it was read from."""
 
-    path: Path
+    path: LandingPath
     format: str | None = None  # a standard export (``FORMATS``) instead of the source's own format
     delimiter: str = ","
     quotechar: str = '"'
@@ -69,11 +71,12 @@ class Mapping:
         return {theirs: ours for ours, theirs in self.columns.items()}
 
 
-def load_mapping(mapping_dir: Path | None, source_name: str) -> Mapping | None:
-    """The mapping of ``source_name`` if ``<mapping_dir>/<source>.toml`` exists, else None."""
+def load_mapping(mapping_dir: Location | None, source_name: str) -> Mapping | None:
+    """The mapping of ``source_name`` if ``<mapping_dir>/<source>.toml`` exists (a local folder or a prefix in
+    object storage), else None."""
     if mapping_dir is None:
         return None
-    path = Path(mapping_dir) / f"{source_name}.toml"
+    path = landing_zone.resolve(mapping_dir) / f"{source_name}.toml"
     if not path.is_file():
         return None
     try:
@@ -180,16 +183,16 @@ def _join_quoted(lines: list[bytes], quote: bytes, pending: bytes | None) -> tup
     return out, pending
 
 
-def read_blocks(path: Path, size: int) -> Iterator[bytes]:
-    """The bytes of ``path`` in blocks of ``size``."""
-    with open(path, "rb") as fh:
+def read_blocks(path: Location, size: int) -> Iterator[bytes]:
+    """The bytes of ``path`` (a local file or an object in object storage) in blocks of ``size``."""
+    with landing_zone.open_binary(landing_zone.resolve(path), size) as fh:
         while block := fh.read(size):
             yield block
 
 
-def count_records(path: Path, quote: bytes = b'"', block_size: int = 1 << 20) -> int:
+def count_records(path: Location, quote: bytes = b'"', block_size: int = 1 << 20) -> int:
     """Data records of a CSV file (after the header), as ingest counts them; reads ``block_size`` bytes at a time."""
-    records = sum(len(block) for block in iter_records(read_blocks(Path(path), block_size), quote))
+    records = sum(len(block) for block in iter_records(read_blocks(path, block_size), quote))
     return max(records - 1, 0)
 
 
