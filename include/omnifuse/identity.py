@@ -21,7 +21,6 @@ recomputed from all evidence every day and replaces ``core.identity_map`` in one
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import time
@@ -165,10 +164,6 @@ def _by_identifier(frame: pd.DataFrame) -> pd.DataFrame:
     return first.assign(linked_customers=first["key"].map(counts).to_numpy()).reset_index(drop=True)
 
 
-def _lock_key(name: str) -> int:
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
-
-
 def _frame(cur: psycopg2.extensions.cursor, sql_name: str, params: dict | None = None) -> pd.DataFrame:
     cur.execute(warehouse.sql_text(sql_name), params or {})
     return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
@@ -202,7 +197,7 @@ def resolve_identities(business_date: date, *, url: str | None = None, max_crm_l
     started = time.perf_counter()
     with warehouse.transaction(url) as cur:
         cur.execute("set local timezone = 'UTC'")
-        cur.execute("select pg_advisory_xact_lock(%s)", (_lock_key("identity"),))
+        warehouse.lock(cur, "identity")
         cur.execute("delete from core.identity_observations where evidence_date = %s", (business_date,))
         cur.execute(warehouse.sql_text("identity/observations.sql"), {"business_date": business_date})
         crm = _frame(cur, "identity/crm.sql")

@@ -9,7 +9,6 @@ are re-pointed and identifiers re-attributed, so the result does not depend on t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from datetime import date, timedelta
@@ -31,7 +30,7 @@ def rebuild_window(business_date: date, reattribution_days: int, late_window_day
 
 
 def _partition(event_date: date) -> sql.Identifier:
-    return sql.Identifier("core", f"interactions_p{event_date:%Y%m%d}")
+    return sql.Identifier("core", warehouse.partition_name("interactions", event_date))
 
 
 def _fresh_partition(cur: psycopg2.extensions.cursor, event_date: date) -> None:
@@ -65,10 +64,9 @@ def build_interactions(
     late = settings.late_window_days if late_window_days is None else late_window_days
     started = time.perf_counter()
     built = []
-    lock = int.from_bytes(hashlib.blake2b(b"interactions", digest_size=8).digest(), "big", signed=True)
     with warehouse.transaction(url) as cur:
         cur.execute("set local timezone = 'UTC'")
-        cur.execute("select pg_advisory_xact_lock(%s)", (lock,))
+        warehouse.lock(cur, "interactions")
         cur.execute(warehouse.sql_text("interactions/reattribute_history.sql"), {"before_date": window[0],
                                                                                  "after_date": window[-1]})
         repointed = cur.fetchone()[0]

@@ -132,7 +132,7 @@ def batch_table(suite: dict, business_date: date) -> tuple[str, str]:
     table, which :func:`batch_query` narrows to the rebuilt event dates)."""
     schema, table = suite["table"].split(".")
     if suite["batch"] == "partition":
-        return schema, f"{table}_p{business_date:%Y%m%d}"
+        return schema, warehouse.partition_name(table, business_date)
     return schema, table
 
 

@@ -102,7 +102,7 @@ def plan_batches(business_date, model_version: str, url: str | None = None,
     n = customer_count(model_version, url)
     batches = list(range(max(1, -(-n // batch_size))))
     with warehouse.transaction(url) as cur:
-        cur.execute("select pg_advisory_xact_lock(hashtext('omnifuse.recommendation_batches'), 0)")
+        warehouse.lock(cur, "recommendation_batches", "plan")
         cur.execute("delete from ml.recommendation_batches where business_date = %s "
                     "and (batch >= %s or model_version <> %s)", (business_date, len(batches), model_version))
     return batches
@@ -294,7 +294,7 @@ def score_batch(business_date, batch: int, model_version: str, *, url: str | Non
     buf.seek(0)
     with warehouse.transaction(url) as cur:
         # two copies of one task (a retry racing its zombie) take turns: the later one replaces the earlier
-        cur.execute("select pg_advisory_xact_lock(hashtext('omnifuse.recommendation_batches'), %s)", (batch + 1,))
+        warehouse.lock(cur, "recommendation_batches", batch)
         cur.execute("delete from ml.recommendation_batches where business_date = %s and batch = %s",
                     (business_date, batch))
         cur.copy_expert("copy ml.recommendation_batches (business_date, batch, customer_id, rank, product_id, score, "

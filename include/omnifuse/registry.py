@@ -36,7 +36,6 @@ from omnifuse.features import Dataset
 from omnifuse.fusion import FusedModel
 
 log = logging.getLogger(__name__)
-LOCK = "ml.model_registry"
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,7 @@ def record(cur: psycopg2.extensions.cursor, *,
 
     Raises ``RuntimeError`` (retry) if the champion changed since the decision was taken.
     """
-    cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (LOCK,))
+    warehouse.lock(cur, "registry")
     now = champion_info(None, cur)
     if (now.model_version if now else None) != expected_champion:
         raise RuntimeError(f"the champion changed while {run_id} was gated ({expected_champion} -> "
@@ -211,7 +210,7 @@ def rollback(url: str | None = None) -> dict:
     champion's artifacts are missing or corrupt (nothing changes then).
     """
     with warehouse.transaction(url) as cur:
-        cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (LOCK,))
+        warehouse.lock(cur, "registry")
         cur.execute("select model_version, previous_champion from ml.model_registry where status = 'champion'")
         row = cur.fetchone()
         if row is None:

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
@@ -29,8 +30,6 @@ from omnifuse.config import WAREHOUSE_CONN_ID, Settings, load_settings, load_tim
 
 log = logging.getLogger(__name__)
 
-#: Advisory lock key that serialises schema migrations across processes.
-MIGRATION_LOCK_KEY = 72_100_001
 #: Databases the embedded server holds besides ``postgres``.
 AIRFLOW_DB = "airflow"
 
@@ -295,6 +294,28 @@ def release(state: Path, *, remove: bool = True) -> None:
 # --- SQL files -----------------------------------------------------------------------------------------
 
 
+def lock_key(*scope: object) -> int:
+    """The advisory-lock key of ``scope``: the first 8 bytes of blake2b over ``omnifuse:<part>:<part>…``.
+
+    The one scheme every omnifuse lock follows, so two locks collide only when their scopes are equal:
+    ``("migrations",)``, ``("ingest", <source>, <business date>)``, ``("identity",)``, ``("interactions",)``,
+    ``("training_runs",)``, ``("registry",)``, ``("recommendation_batches", <batch or "plan">)``, ``("publish",)``.
+    """
+    text = ":".join(["omnifuse", *map(str, scope)])
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def lock(cur: psycopg2.extensions.cursor, *scope: object) -> None:
+    """Wait for the transaction-level advisory lock of ``scope`` (:func:`lock_key`); the transaction's end frees it."""
+    cur.execute("select pg_advisory_xact_lock(%s)", (lock_key(*scope),))
+
+
+def partition_name(table: str, day: date) -> str:
+    """The name of ``table``'s list partition for one date: ``<table>_p<yyyymmdd>`` (raw, staging, quarantine,
+    core.interactions and the mart history all follow it)."""
+    return f"{table}_p{day:%Y%m%d}"
+
+
 def sql_text(name: str) -> str:
     """The text of ``include/omnifuse/sql/<name>``."""
     return resources.files("omnifuse").joinpath("sql", name).read_text(encoding="utf-8")
@@ -337,7 +358,7 @@ def migrate(url: str | None = None) -> list[str]:
     """
     applied_now: list[str] = []
     with transaction(url) as cur:
-        cur.execute("select pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        lock(cur, "migrations")
         cur.execute(
             """
             create schema if not exists ops;
