@@ -30,7 +30,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from omnifuse import landing_zone, sources, warehouse
+from omnifuse import landing_zone, sources, staging_sql, warehouse
 from omnifuse.config import load_settings
 from omnifuse.landing import ga4, merchant_center
 from omnifuse.landing_csv import Mapping, apply_mapping, iter_records, load_mapping, parse_record, read_blocks
@@ -562,7 +562,7 @@ def load_source(
     # the staging SQL reads each line through lateral subqueries computed once per row: caching them (memoize)
     # only hashes every parsed line for no hit
     cur.execute("set local enable_memoize = off")
-    cur.execute(warehouse.sql_text(source.stage_sql),
+    cur.execute(staging_sql.statement(source),
                 {"business_date": business_date, "late_window_days": late_window_days, **staging_params()})
     rows_staged, duplicates, by_reason = cur.fetchone()
     if target_table.endswith("_snapshots"):  # the day's catalog (and CRM) that the event sources join

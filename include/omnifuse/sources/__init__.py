@@ -15,7 +15,11 @@ class Source:
     """One kind of landed file and the tables it feeds.
 
     ``table`` names ``raw.<table>`` and ``quarantine.<table>``; ``target`` is the typed table the staging
-    SQL (``sql/<stage_sql>``) writes, partitioned by ``target_partition_key``.
+    SQL (``sql/<stage_sql>``, completed by the accounting tail: :mod:`omnifuse.staging_sql`) writes.
+    ``key`` is the grain of ``target`` (as ``classified`` names it): of the valid lines sharing it, the first by
+    file and line is staged and the others are counted as duplicates. ``staged_columns`` are the ``target``
+    columns the tail inserts, read by the same names from the SQL's ``classified`` CTE; without them the SQL file
+    writes its own ``staged`` CTE.
     """
 
     name: str
@@ -25,6 +29,8 @@ class Source:
     table: str
     target: str
     stage_sql: str
+    key: tuple[str, ...]
+    staged_columns: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)
 

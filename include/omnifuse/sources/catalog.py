@@ -13,6 +13,7 @@ SOURCES = (
         table="products",
         target="core.product_snapshots",
         stage_sql="ingest/core_products.sql",
+        key=("product_id",),
         columns=("sku", "name", "category", "brand", "price", "currency", "stock", "repeatable", "in_store"),
     ),
     Source(
@@ -23,6 +24,7 @@ SOURCES = (
         table="stores",
         target="core.stores",
         stage_sql="ingest/core_stores.sql",
+        key=("store_id",),
         columns=("store_id", "city", "timezone", "currency"),
     ),
     Source(
@@ -33,6 +35,7 @@ SOURCES = (
         table="fx_rates",
         target="core.fx_rates",
         stage_sql="ingest/core_fx_rates.sql",
+        key=("rate_date_text", "currency"),
         columns=("rate_date", "currency", "rate_to_eur"),
     ),
 )

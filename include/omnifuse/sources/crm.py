@@ -13,6 +13,7 @@ SOURCES = (
         table="customers",
         target="core.customer_snapshots",
         stage_sql="ingest/core_customers.sql",
+        key=("customer_id",),
         columns=("customer_id", "email_sha256", "phone_sha256", "loyalty_card", "social_handles", "signup_date",
                  "home_store_id", "country"),
     ),

@@ -13,6 +13,10 @@ SOURCES = (
         table="store_sales",
         target="staging.store_sales",
         stage_sql="ingest/stg_store_sales.sql",
+        key=("receipt_id", "line_no"),
+        staged_columns=("receipt_id", "line_no", "store_id", "loyalty_card", "sku", "quantity", "unit_price",
+                        "currency", "sold_at_local", "event_ts", "is_late", "line_kind", "_batch_date",
+                        "_source_file", "_line_no", "local_time_note"),
         columns=("receipt_id", "line_no", "store_id", "loyalty_card", "sku", "quantity", "unit_price", "currency",
                  "sold_at"),
         # Tills have shipped "qty" instead of "quantity"; the rename is mapped and noted in ops.landed_files.

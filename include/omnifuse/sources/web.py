@@ -17,5 +17,9 @@ SOURCES = (
         table="web_events",
         target="staging.web_events",
         stage_sql="ingest/stg_web_events.sql",
+        key=("event_id",),
+        staged_columns=("event_id", "event_type", "source_event_type", "event_ts", "cookie_id", "session_id",
+                        "customer_id", "sku", "price", "quantity", "page", "referrer", "user_agent", "is_late",
+                        "_batch_date", "_source_file", "_line_no"),
     ),
 )

@@ -33,25 +33,14 @@ classified as (
             when email_sha256 is not null and email_sha256 !~ '^[0-9a-f]{64}$' then 'invalid_hash:email_sha256'
             when phone_sha256 is not null and phone_sha256 !~ '^[0-9a-f]{64}$' then 'invalid_hash:phone_sha256'
             when signup_text is not null and not ops.is_valid_input(signup_text, 'date') then 'invalid_date'
-        end as reason
+        end as reason,
+        'customer_id=' || coalesce(customer_id, '') as detail
     from extracted
 ),
 
-valid as (
-    select
-        classified.*,
-        row_number() over (partition by customer_id order by _source_file, _line_no) as copy_no
-    from classified
-    where reason is null
-),
-
-quarantined as (
-    insert into quarantine.customers (_batch_date, _source_file, _line_no, line, reason, detail)
-    select _batch_date, _source_file, _line_no, line, reason, 'customer_id=' || coalesce(customer_id, '')
-    from classified
-    where reason is not null
-    returning reason
-),
+-- accounting tail: sql/ingest/tail/accounting.sql
+-- (its repeated, first_copies, valid and quarantined CTEs stand here; this file's `staged` CTEs below are
+-- spliced in before its final)
 
 staged as (
     insert into core.customer_snapshots (
@@ -62,10 +51,11 @@ staged as (
         _batch_date, customer_id, email_sha256, phone_sha256, loyalty_card,
         array_remove(string_to_array(handles_text, ';'), ''), signup_text::date, home_store_id, country
     from valid
-    where copy_no = 1
+    where is_first
     returning *
 ),
 
+-- the latest snapshot of each customer (data-modifying CTEs always run to completion, read or not)
 current_customers as (
     insert into core.customers as c (
         customer_id, email_sha256, phone_sha256, loyalty_card, social_handles, signup_date, home_store_id,
@@ -81,15 +71,4 @@ current_customers as (
         signup_date = excluded.signup_date, home_store_id = excluded.home_store_id, country = excluded.country,
         snapshot_date = excluded.snapshot_date
     where c.snapshot_date <= excluded.snapshot_date
-    returning 1
 ),
-
-final as (
-    select
-        (select count(*) from staged) + 0 * (select count(*) from current_customers) as rows_staged,
-        (select count(*) from valid where copy_no > 1) as duplicates_dropped,
-        (select coalesce(jsonb_object_agg(reason, n), '{}'::jsonb)
-         from (select reason, count(*) as n from quarantined group by reason) as by_reason) as quarantine_by_reason
-)
-
-select * from final

@@ -45,26 +45,15 @@ classified as (
                 then 'invalid_stock'
             when not ops.is_valid_input(repeatable_text, 'boolean') or not ops.is_valid_input(in_store_text, 'boolean')
                 then 'invalid_boolean'
-        end as reason
+        end as reason,
+        'sku=' || coalesce(product_id, '') as detail
     from extracted
     left join core.known_rates(%(business_date)s) as rates on rates.currency = extracted.currency
 ),
 
-valid as (
-    select
-        classified.*,
-        row_number() over (partition by product_id order by _source_file, _line_no) as copy_no
-    from classified
-    where reason is null
-),
-
-quarantined as (
-    insert into quarantine.products (_batch_date, _source_file, _line_no, line, reason, detail)
-    select _batch_date, _source_file, _line_no, line, reason, 'sku=' || coalesce(product_id, '')
-    from classified
-    where reason is not null
-    returning reason
-),
+-- accounting tail: sql/ingest/tail/accounting.sql
+-- (its repeated, first_copies, valid and quarantined CTEs stand here; this file's `staged` CTEs below are
+-- spliced in before its final)
 
 staged as (
     insert into core.product_snapshots (
@@ -75,10 +64,11 @@ staged as (
         round(price_text::numeric * rate_to_eur, 4),
         coalesce(stock_text, '0')::integer, repeatable_text::boolean, in_store_text::boolean
     from valid
-    where copy_no = 1
+    where is_first
     returning *
 ),
 
+-- the latest snapshot of each product (data-modifying CTEs always run to completion, read or not)
 current_products as (
     insert into core.products as p (
         product_id, name, category, brand, price, currency, price_eur, stock, repeatable, in_store, snapshot_date
@@ -90,15 +80,4 @@ current_products as (
         currency = excluded.currency, price_eur = excluded.price_eur, stock = excluded.stock, repeatable = excluded.repeatable,
         in_store = excluded.in_store, snapshot_date = excluded.snapshot_date
     where p.snapshot_date <= excluded.snapshot_date
-    returning 1
 ),
-
-final as (
-    select
-        (select count(*) from staged) + 0 * (select count(*) from current_products) as rows_staged,
-        (select count(*) from valid where copy_no > 1) as duplicates_dropped,
-        (select coalesce(jsonb_object_agg(reason, n), '{}'::jsonb)
-         from (select reason, count(*) as n from quarantined group by reason) as by_reason) as quarantine_by_reason
-)
-
-select * from final

@@ -28,44 +28,29 @@ classified as (
             when currency is null then 'missing_field:currency'
             when not exists (select 1 from pg_timezone_names as tz where tz.name = extracted.timezone)
                 then 'unknown_timezone'
-        end as reason
+        end as reason,
+        'store_id=' || coalesce(store_id, '') as detail
     from extracted
 ),
 
-valid as (
-    select
-        classified.*,
-        row_number() over (partition by store_id order by _source_file, _line_no) as copy_no
-    from classified
-    where reason is null
-),
+-- accounting tail: sql/ingest/tail/accounting.sql
+-- (its repeated, first_copies, valid and quarantined CTEs stand here; this file's `staged` CTEs below are
+-- spliced in before its final)
 
-quarantined as (
-    insert into quarantine.stores (_batch_date, _source_file, _line_no, line, reason, detail)
-    select _batch_date, _source_file, _line_no, line, reason, 'store_id=' || coalesce(store_id, '')
-    from classified
-    where reason is not null
-    returning reason
-),
-
+-- the day's store list as delivered (what the accounting counts)
 staged as (
-    insert into core.stores as s (store_id, city, timezone, currency, snapshot_date)
-    select store_id, coalesce(city, ''), timezone, currency, _batch_date
+    select store_id, coalesce(city, '') as city, timezone, currency, _batch_date as snapshot_date
     from valid
-    where copy_no = 1
+    where is_first
+),
+
+-- the latest list wins: a backfilled older date does not overwrite a newer one
+current_stores as (
+    insert into core.stores as s (store_id, city, timezone, currency, snapshot_date)
+    select store_id, city, timezone, currency, snapshot_date
+    from staged
     on conflict (store_id) do update set
         city = excluded.city, timezone = excluded.timezone, currency = excluded.currency,
         snapshot_date = excluded.snapshot_date
     where s.snapshot_date <= excluded.snapshot_date
-    returning 1
 ),
-
-final as (
-    select
-        (select count(*) from valid where copy_no = 1) as rows_staged,
-        (select count(*) from valid where copy_no > 1) + 0 * (select count(*) from staged) as duplicates_dropped,
-        (select coalesce(jsonb_object_agg(reason, n), '{}'::jsonb)
-         from (select reason, count(*) as n from quarantined group by reason) as by_reason) as quarantine_by_reason
-)
-
-select * from final

@@ -28,8 +28,7 @@ classified as materialized (
         t.event_ts, e.device_id, e.customer_id, e.sku, t.price,
         -- a refund (GA4 `refund`) is a return: staged with a negative quantity, as a till's return line
         case when event_types.event_type = 'return' then -t.quantity else t.quantity end as quantity, e.currency,
-        e.app_version, e.os,
-        rule.reason,
+        e.app_version, e.os, t.event_ts < %(business_date)s::date::timestamptz as is_late, rule.reason,
         case when rule.reason is not null then r.line end as line,
         case
             when rule.reason = 'unknown_sku' then 'sku=' || e.sku
@@ -101,58 +100,4 @@ classified as materialized (
     ) as rule
 ),
 
--- duplicates without sorting every line: the keys seen more than once among the valid lines (few), and
--- the first copy (by file, line) of each; every other valid line is staged as it is
-repeated as (
-    select event_id from classified where reason is null group by event_id having count(*) > 1
-),
-
-first_copies as (
-    select distinct on (event_id) event_id, _source_file, _line_no
-    from classified
-    where reason is null and event_id in (select event_id from repeated)
-    order by event_id, _source_file, _line_no
-),
-
-valid as (
-    select
-        classified.*,
-        first_copies.event_id is null
-        or (classified._source_file, classified._line_no) = (first_copies._source_file, first_copies._line_no)
-            as is_first
-    from classified
-    left join first_copies on first_copies.event_id = classified.event_id
-    where classified.reason is null
-),
-
-quarantined as (
-    insert into quarantine.mobile_events (_batch_date, _source_file, _line_no, line, reason, detail)
-    select _batch_date, _source_file, _line_no, line, reason, detail
-    from classified
-    where reason is not null
-    returning reason
-),
-
-staged as (
-    insert into staging.mobile_events (
-        event_id, event_type, source_event_type, event_ts, device_id, customer_id, sku, price, quantity,
-        currency, app_version, os, is_late, _batch_date, _source_file, _line_no
-    )
-    select
-        event_id, event_type, source_event_type, event_ts, device_id, customer_id, sku, price, quantity,
-        currency, app_version, os, event_ts < %(business_date)s::date::timestamptz,
-        _batch_date, _source_file, _line_no
-    from valid
-    where is_first
-    returning 1
-),
-
-final as (
-    select
-        (select count(*) from staged) as rows_staged,
-        (select count(*) from classified where reason is null) - (select count(*) from staged) as duplicates_dropped,
-        (select coalesce(jsonb_object_agg(reason, n), '{}'::jsonb)
-         from (select reason, count(*) as n from quarantined group by reason) as by_reason) as quarantine_by_reason
-)
-
-select * from final
+-- accounting tail: sql/ingest/tail/accounting.sql

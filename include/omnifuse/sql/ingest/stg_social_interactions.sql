@@ -12,8 +12,9 @@ raw_lines as (
 -- one narrow row per line: typed columns, the first rule broken, and the line itself only when quarantined
 classified as materialized (
     select
-        r._batch_date, r._source_file, r._line_no, e.interaction_id, e.platform, e.handle, e.action, e.sku,
-        t.event_ts, e.ts_text, e.comment_text, rule.reason,
+        r._batch_date, r._source_file, r._line_no, e.interaction_id, coalesce(e.platform, 'unknown') as platform,
+        e.handle, e.action as event_type, e.sku, t.event_ts, e.ts_text as local_ts_text, e.comment_text,
+        t.event_ts < %(business_date)s::date::timestamptz as is_late, rule.reason,
         case when rule.reason is not null then r.line end as line,
         case
             when rule.reason = 'unknown_sku' then 'sku=' || e.sku
@@ -57,57 +58,4 @@ classified as materialized (
     ) as rule
 ),
 
--- duplicates without sorting every line: the keys seen more than once among the valid lines (few), and
--- the first copy (by file, line) of each; every other valid line is staged as it is
-repeated as (
-    select interaction_id from classified where reason is null group by interaction_id having count(*) > 1
-),
-
-first_copies as (
-    select distinct on (interaction_id) interaction_id, _source_file, _line_no
-    from classified
-    where reason is null and interaction_id in (select interaction_id from repeated)
-    order by interaction_id, _source_file, _line_no
-),
-
-valid as (
-    select
-        classified.*,
-        first_copies.interaction_id is null
-        or (classified._source_file, classified._line_no) = (first_copies._source_file, first_copies._line_no)
-            as is_first
-    from classified
-    left join first_copies on first_copies.interaction_id = classified.interaction_id
-    where classified.reason is null
-),
-
-quarantined as (
-    insert into quarantine.social_interactions (_batch_date, _source_file, _line_no, line, reason, detail)
-    select _batch_date, _source_file, _line_no, line, reason, detail
-    from classified
-    where reason is not null
-    returning reason
-),
-
-staged as (
-    insert into staging.social_interactions (
-        interaction_id, platform, handle, event_type, sku, event_ts, local_ts_text, comment_text, is_late,
-        _batch_date, _source_file, _line_no
-    )
-    select
-        interaction_id, coalesce(platform, 'unknown'), handle, action, sku, event_ts, ts_text, comment_text,
-        event_ts < %(business_date)s::date::timestamptz, _batch_date, _source_file, _line_no
-    from valid
-    where is_first
-    returning 1
-),
-
-final as (
-    select
-        (select count(*) from staged) as rows_staged,
-        (select count(*) from classified where reason is null) - (select count(*) from staged) as duplicates_dropped,
-        (select coalesce(jsonb_object_agg(reason, n), '{}'::jsonb)
-         from (select reason, count(*) as n from quarantined group by reason) as by_reason) as quarantine_by_reason
-)
-
-select * from final
+-- accounting tail: sql/ingest/tail/accounting.sql

@@ -20,7 +20,7 @@ classified as materialized (
     select
         r._batch_date, r._source_file, r._line_no, e.receipt_id, t.line_no, e.store_id, e.loyalty_card, e.sku,
         t.quantity, t.unit_price, e.currency, t.sold_at_local, z.event_ts, e.line_kind, z.local_time_note,
-        rule.reason,
+        t.sold_at_local < %(business_date)s::date::timestamp as is_late, rule.reason,
         case when rule.reason is not null then r.line end as line,
         case
             when rule.reason = 'unknown_sku' then 'sku=' || e.sku
@@ -112,63 +112,4 @@ classified as materialized (
     ) as rule
 ),
 
--- duplicates without sorting every line: the keys seen more than once among the valid lines, and the first
--- copy (by file, line) of each; every other valid line is staged as it is
-repeated as (
-    select receipt_id, line_no
-    from classified
-    where reason is null
-    group by receipt_id, line_no
-    having count(*) > 1
-),
-
-first_copies as (
-    select distinct on (receipt_id, line_no) receipt_id, line_no, _source_file, _line_no
-    from classified
-    where reason is null and (receipt_id, line_no) in (select receipt_id, line_no from repeated)
-    order by receipt_id, line_no, _source_file, _line_no
-),
-
-valid as (
-    select
-        classified.*,
-        first_copies.receipt_id is null
-        or (classified._source_file, classified._line_no) = (first_copies._source_file, first_copies._line_no)
-            as is_first
-    from classified
-    left join first_copies
-        on first_copies.receipt_id = classified.receipt_id and first_copies.line_no = classified.line_no
-    where classified.reason is null
-),
-
-quarantined as (
-    insert into quarantine.store_sales (_batch_date, _source_file, _line_no, line, reason, detail)
-    select _batch_date, _source_file, _line_no, line, reason, detail
-    from classified
-    where reason is not null
-    returning reason
-),
-
-staged as (
-    insert into staging.store_sales (
-        receipt_id, line_no, store_id, loyalty_card, sku, quantity, unit_price, currency, sold_at_local, event_ts,
-        is_late, line_kind, _batch_date, _source_file, _line_no, local_time_note
-    )
-    select
-        receipt_id, line_no, store_id, loyalty_card, sku, quantity, unit_price, currency, sold_at_local, event_ts,
-        sold_at_local < %(business_date)s::date::timestamp, line_kind, _batch_date, _source_file, _line_no,
-        local_time_note
-    from valid
-    where is_first
-    returning 1
-),
-
-final as (
-    select
-        (select count(*) from staged) as rows_staged,
-        (select count(*) from classified where reason is null) - (select count(*) from staged) as duplicates_dropped,
-        (select coalesce(jsonb_object_agg(reason, n), '{}'::jsonb)
-         from (select reason, count(*) as n from quarantined group by reason) as by_reason) as quarantine_by_reason
-)
-
-select * from final
+-- accounting tail: sql/ingest/tail/accounting.sql
