@@ -16,15 +16,13 @@
 from __future__ import annotations
 
 import argparse
-import resource
-import shutil
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 from _isolated import isolated_url
+from _report import scratch_folder
 from omnifuse import warehouse
 from omnifuse.daily import run_day
 from omnifuse.generate import WorldConfig, generate
@@ -116,8 +114,7 @@ def main() -> int:
     parser.add_argument("--skip-scale", action="store_true")
     args = parser.parse_args()
     url = isolated_url("identity")  # never the user's warehouse
-    scratch = Path(tempfile.mkdtemp(prefix="omnifuse-bench-identity-"))
-    try:
+    with scratch_folder("identity") as scratch:
         print(f"{'world':8} {'ids':>6} {'precision':>9} {'recall':>7} {'no-evid.':>8} {'shared':>6} "
               f"{'events':>7} {'attrib.':>7} {'ambig.':>6}")
         for name, cfg in WORLDS.items():
@@ -134,9 +131,6 @@ def main() -> int:
                   f"(clustering + map in pandas/scipy: {s['resolve_s']:.2f} s)")
             print(f"clustering {s['crm_edges']:,} CRM edges: scipy {s['scipy_s']:.2f} s, plain-Python union-find "
                   f"{s['python_s']:.2f} s, speed-up x{s['python_s'] / s['scipy_s']:.1f}")
-        print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

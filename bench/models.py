@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import resource
-import shutil
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from _isolated import isolated_url
+from _report import scratch_folder
 from omnifuse import warehouse
 from omnifuse.daily import run_day
 from omnifuse.generate import WorldConfig, generate
@@ -152,8 +151,7 @@ def main() -> int:
     parser.add_argument("--scale-days", type=int, default=13)
     args = parser.parse_args()
     url = isolated_url("models")  # never the user's warehouse
-    scratch = Path(tempfile.mkdtemp(prefix="omnifuse-bench-models-"))
-    try:
+    with scratch_folder("models") as scratch:
         if args.part in ("default", "both"):
             cfg = WorldConfig()
             load_s = _load(url, cfg, scratch / "default")
@@ -194,9 +192,6 @@ def main() -> int:
             print(f"holdout NDCG@10 before -> after: served {BEFORE['served_ndcg10']:.4f} -> "
                   f"{table['served']['ndcg@10']:.4f}, two-tower {BEFORE['two_tower_ndcg10']:.4f} -> "
                   f"{table['two_tower']['ndcg@10']:.4f}")
-        print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

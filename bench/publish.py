@@ -15,15 +15,12 @@ peak RSS of the benchmark process.
 from __future__ import annotations
 
 import argparse
-import resource
-import shutil
-import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 from _isolated import isolated_url
+from _report import scratch_folder
 from omnifuse import warehouse
 from omnifuse.daily import run_day
 from omnifuse.generate import WorldConfig, generate
@@ -55,8 +52,7 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=20)
     args = parser.parse_args()
     url = isolated_url("publish")  # never the user's warehouse
-    scratch = Path(tempfile.mkdtemp(prefix="omnifuse-bench-publish-"))
-    try:
+    with scratch_folder("publish") as scratch:
         cfg = WorldConfig()
         generate(cfg, scratch)
         with warehouse.transaction(url) as cur:
@@ -110,9 +106,6 @@ def main() -> int:
         print(f"longest swap lock: {summary['max_swap_ms']:.1f} ms (target < 1000 ms: "
               f"{'met' if summary['max_swap_ms'] < 1000 else 'NOT met'})")
         print(f"publish_mart phases (s): {summary['phase_seconds']}")
-        print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -16,14 +16,11 @@ Prints both times, the ratio (target: GX ≤ 1.5× plain SQL) and the peak RSS o
 from __future__ import annotations
 
 import argparse
-import resource
-import shutil
-import tempfile
 import time
 from datetime import date, timedelta
-from pathlib import Path
 
 from _isolated import isolated_url
+from _report import scratch_folder
 from omnifuse import warehouse
 from omnifuse.config import load_settings
 from omnifuse.daily import LOAD_ORDER
@@ -144,8 +141,7 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=105_000)
     args = parser.parse_args()
     url = isolated_url("quality")  # never the user's warehouse
-    scratch = Path(tempfile.mkdtemp(prefix="omnifuse-bench-quality-"))
-    try:
+    with scratch_folder("quality") as scratch:
         cfg = WorldConfig(customers=args.customers, products=5000, days=1, start=DAY, sessions_per_customer_day=2.0)
         generate(cfg, scratch)
         with warehouse.transaction(url) as cur:
@@ -173,9 +169,6 @@ def main() -> int:
             print(f"{gate:8} gate: {summary['checks']} expectations ({summary['failed_error']} blocking and "
                   f"{summary['failed_warn']} warning failures); GX {gx_s:.2f} s, plain SQL {plain_s:.2f} s, "
                   f"GX/SQL = {ratio:.2f} (target <= {TARGET}: {'met' if ratio <= TARGET else 'NOT met'})")
-        print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
