@@ -11,6 +11,7 @@ website; anybody else gets 401/403. The data is read as the read-only BI role (s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
 from airflow.api_fastapi.core_api.security import requires_access_view
@@ -29,18 +30,29 @@ async def index(customer_id: str | None = None, days: int = Query(14, ge=1, le=3
     return await asyncio.to_thread(page, customer_id or None, days)
 
 
-@app.get("/api/model-performance")
-async def model_performance(days: int = Query(14, ge=1, le=365)) -> list[dict]:
-    from omnifuse.dashboard import model_ndcg
+#: the JSON tables of the last ``days`` days: (path under /api/, function of ``omnifuse.dashboard``, default days)
+_DAILY_TABLES = (
+    ("model-performance", "model_ndcg", 14),
+    ("data-quality", "data_quality", 7),
+    ("load-volumes", "load_volumes", 14),
+    ("publish-coverage", "publish_coverage", 14),
+)
 
-    return await asyncio.to_thread(model_ndcg, days)
+
+def _daily_table(function: str, default_days: int) -> Callable[..., Awaitable[list[dict]]]:
+    """The endpoint of one table: ``omnifuse.dashboard.<function>(days)``, run in a thread (it blocks on SQL)."""
+
+    async def endpoint(days: int = Query(default_days, ge=1, le=365)) -> list[dict]:
+        from omnifuse import dashboard
+
+        rows: Callable[[int], list[dict]] = getattr(dashboard, function)
+        return await asyncio.to_thread(rows, days)
+
+    return endpoint
 
 
-@app.get("/api/data-quality")
-async def data_quality(days: int = Query(7, ge=1, le=365)) -> list[dict]:
-    from omnifuse.dashboard import data_quality as rows
-
-    return await asyncio.to_thread(rows, days)
+for _path, _function, _default_days in _DAILY_TABLES:
+    app.get(f"/api/{_path}", name=_path.replace("-", "_"))(_daily_table(_function, _default_days))
 
 
 @app.get("/api/freshness")
@@ -48,20 +60,6 @@ async def freshness() -> list[dict]:
     from omnifuse.dashboard import freshness as rows
 
     return await asyncio.to_thread(rows)
-
-
-@app.get("/api/load-volumes")
-async def load_volumes(days: int = Query(14, ge=1, le=365)) -> list[dict]:
-    from omnifuse.dashboard import load_volumes as rows
-
-    return await asyncio.to_thread(rows, days)
-
-
-@app.get("/api/publish-coverage")
-async def publish_coverage(days: int = Query(14, ge=1, le=365)) -> list[dict]:
-    from omnifuse.dashboard import publish_coverage as rows
-
-    return await asyncio.to_thread(rows, days)
 
 
 @app.get("/api/recommendations/{customer_id}")

@@ -406,19 +406,23 @@ def _fmt_price(x: float) -> str:
     return f"{x:.2f}"
 
 
+def _event_fields(w: _World, ev: dict, day: date, prefix: str,
+                  type_names: dict[str, str]) -> tuple[list[str], list[str], list[str], list[float]]:
+    """(event ids ``<prefix>-<yyyymmdd>-<n>``, the channel's event type names, SKUs, prices) of a day's events."""
+    tag = day.strftime("%Y%m%d")
+    ids = [f"{prefix}-{tag}-{i:08d}" for i in range(len(ev["type"]))]
+    types = [type_names[t] for t in ev["type"].tolist()]
+    return ids, types, w.skus[ev["prod"]].tolist(), w.p_price[ev["prod"]].tolist()
+
+
 def _web_lines(w: _World, ev: dict, day: date) -> tuple[list[str], list[str]]:
     """Return (lines, event ids)."""
-    n = len(ev["type"])
-    tag = day.strftime("%Y%m%d")
-    ids = [f"w-{tag}-{i:08d}" for i in range(n)]
+    ids, types, skus, prices = _event_fields(w, ev, day, "w", {
+        "view": "product_view", "click": "product_click", "add_to_cart": "add_to_cart",
+        "purchase": "checkout_complete"})
     ts = _iso_ms(ev["ts_ms"])
     known = ev["logged_in"] & (ev["cust"] >= 0)
     cust = np.asarray(np.where(known, w.cust_ids[np.maximum(ev["cust"], 0)], None)).tolist()
-    web_type = {"view": "product_view", "click": "product_click", "add_to_cart": "add_to_cart",
-                "purchase": "checkout_complete"}
-    types = [web_type[t] for t in ev["type"].tolist()]
-    skus = w.skus[ev["prod"]].tolist()
-    prices = w.p_price[ev["prod"]].tolist()
     lines = [
         f'{{"event_id":"{i}","type":"{t}","ts":"{s}","cookie_id":"{c}","session_id":"{sid}",'
         f'"customer_id":{"null" if cu is None else chr(34) + cu + chr(34)},'
@@ -433,14 +437,9 @@ def _web_lines(w: _World, ev: dict, day: date) -> tuple[list[str], list[str]]:
 
 
 def _mobile_lines(w: _World, ev: dict, day: date) -> tuple[list[str], list[str]]:
-    n = len(ev["type"])
-    tag = day.strftime("%Y%m%d")
-    ids = [f"m-{tag}-{i:08d}" for i in range(n)]
+    ids, types, skus, prices = _event_fields(w, ev, day, "m", {
+        "view": "view_item", "click": "tap_item", "add_to_cart": "add_to_cart", "purchase": "purchase"})
     cust = np.asarray(np.where(ev["logged_in"], w.cust_ids[ev["cust"]], None)).tolist()
-    app_type = {"view": "view_item", "click": "tap_item", "add_to_cart": "add_to_cart", "purchase": "purchase"}
-    types = [app_type[t] for t in ev["type"].tolist()]
-    skus = w.skus[ev["prod"]].tolist()
-    prices = w.p_price[ev["prod"]].tolist()
     lines = [
         f'{{"id":"{i}","event":"{t}","timestamp_ms":{s},"device_id":"{d}",'
         f'"user_id":{"null" if cu is None else chr(34) + cu + chr(34)},'
