@@ -4,30 +4,23 @@
 -- Parameters: business_date. The caller has deleted the date's rows first (idempotent per date).
 with
 
-web as (
-    select cookie_id as identifier, customer_id, event_ts
+-- a web event carries a cookie, an app event a device; either may carry the logged-in customer id
+events as (
+    select 'cookie_id' as identifier_type, cookie_id as identifier, customer_id, event_ts
     from staging.web_events
     where _batch_date = %(business_date)s
-),
-
-mobile as (
-    select device_id as identifier, customer_id, event_ts
+    union all
+    select 'device_id', device_id, customer_id, event_ts
     from staging.mobile_events
     where _batch_date = %(business_date)s
 ),
 
 seen as (
-    select 'cookie_id' as identifier_type, identifier, customer_id as login_customer_id, event_ts
-    from web where identifier is not null
-    union all
-    select 'device_id', identifier, customer_id, event_ts
-    from mobile where identifier is not null
+    select identifier_type, identifier, customer_id as login_customer_id, event_ts
+    from events where identifier is not null
     union all
     select 'customer_id', customer_id, customer_id, event_ts
-    from web where customer_id is not null
-    union all
-    select 'customer_id', customer_id, customer_id, event_ts
-    from mobile where customer_id is not null
+    from events where customer_id is not null
     union all
     select 'social_handle', handle, null, event_ts
     from staging.social_interactions where _batch_date = %(business_date)s

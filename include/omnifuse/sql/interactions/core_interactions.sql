@@ -26,10 +26,6 @@ web as (
         session_id as session_key, null::text as store_id, is_late, 'staging.web_events' as source_table,
         _batch_date, _source_file, _line_no
     from staging.web_events
-    where _batch_date in (select _batch_date from passed_batches)
-        and _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
-        and event_ts >= %(event_date)s::date::timestamptz
-        and event_ts < (%(event_date)s::date + 1)::timestamptz
 ),
 
 mobile as (
@@ -39,10 +35,6 @@ mobile as (
         device_id || ':' || (event_ts at time zone 'UTC')::date, null::text, is_late, 'staging.mobile_events',
         _batch_date, _source_file, _line_no
     from staging.mobile_events
-    where _batch_date in (select _batch_date from passed_batches)
-        and _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
-        and event_ts >= %(event_date)s::date::timestamptz
-        and event_ts < (%(event_date)s::date + 1)::timestamptz
 ),
 
 social as (
@@ -51,10 +43,6 @@ social as (
         0::numeric, 'EUR', null::text, null::text, is_late, 'staging.social_interactions', _batch_date,
         _source_file, _line_no
     from staging.social_interactions
-    where _batch_date in (select _batch_date from passed_batches)
-        and _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
-        and event_ts >= %(event_date)s::date::timestamptz
-        and event_ts < (%(event_date)s::date + 1)::timestamptz
 ),
 
 store as (
@@ -64,18 +52,23 @@ store as (
         event_ts, quantity, unit_price * quantity, currency, receipt_id, store_id, is_late,
         'staging.store_sales', _batch_date, _source_file, _line_no
     from staging.store_sales
+    where line_kind = 'product'
+),
+
+-- the event date's staged rows, from arrival batches whose staging gate passed (the filter reaches each
+-- channel's table, where it prunes partitions)
+staged as (
+    select *
+    from (
+        select * from web
+        union all select * from mobile
+        union all select * from social
+        union all select * from store
+    ) as channels
     where _batch_date in (select _batch_date from passed_batches)
         and _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
         and event_ts >= %(event_date)s::date::timestamptz
         and event_ts < (%(event_date)s::date + 1)::timestamptz
-        and line_kind = 'product'
-),
-
-staged as (
-    select * from web
-    union all select * from mobile
-    union all select * from social
-    union all select * from store
 ),
 
 rates as (
