@@ -10,10 +10,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 from omnifuse import warehouse
+from omnifuse.daily import run_day
+from omnifuse.generate import WorldConfig, generate
 
 
 @contextlib.contextmanager
@@ -35,3 +39,21 @@ def isolated_url(name: str) -> str:
     url = stack.enter_context(isolated_warehouse(name))
     atexit.register(stack.close)
     return url
+
+
+def empty_warehouse(url: str) -> None:
+    """Drop every pipeline schema of the benchmark's warehouse and migrate it again (a fresh start)."""
+    with warehouse.transaction(url) as cur:
+        cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
+    warehouse.migrate(url)
+
+
+def load_world(url: str, cfg: WorldConfig, folder: Path) -> float:
+    """Generate ``cfg`` into ``folder`` and run every day of it (``run_day``, as the DAGs) into an emptied
+    warehouse; returns the seconds it took."""
+    started = time.perf_counter()
+    generate(cfg, folder)
+    empty_warehouse(url)
+    for i in range(cfg.days):
+        run_day(cfg.start + timedelta(days=i), folder, url)
+    return time.perf_counter() - started

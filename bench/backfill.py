@@ -20,7 +20,7 @@ import sys
 import time
 from datetime import date, timedelta
 
-from _isolated import isolated_url
+from _isolated import empty_warehouse, isolated_url
 
 START = date(2011, 1, 1)
 
@@ -54,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         run_day(day, landing, url)
         plain.append(time.perf_counter() - t)
-    with warehouse.transaction(url) as cur:  # the backfill starts from an empty warehouse
-        cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
-    warehouse.migrate(url)
+    empty_warehouse(url)  # the backfill starts from an empty warehouse
 
     t = time.perf_counter()
     outcomes = backfill(START, end, retrain=args.retrain, report=None)

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
-from _isolated import isolated_url
+from _isolated import empty_warehouse, isolated_url, load_world
 from _report import scratch_folder
 from omnifuse import warehouse
-from omnifuse.daily import run_day
 from omnifuse.generate import WorldConfig, generate
 from omnifuse.generate.truth import attribution_accuracy, clustering_accuracy, truth_identifiers
 from omnifuse.identity import _components, _crm_edges, resolve_identities
@@ -37,12 +35,6 @@ WORLDS = {
 }
 
 
-def _reset(url: str) -> None:
-    with warehouse.transaction(url) as cur:
-        cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
-    warehouse.migrate(url)
-
-
 def _frame(url: str, text: str) -> pd.DataFrame:
     with warehouse.transaction(url) as cur:
         cur.execute(text)
@@ -51,10 +43,7 @@ def _frame(url: str, text: str) -> pd.DataFrame:
 
 def accuracy(url: str, name: str, cfg: WorldConfig, scratch: Path) -> dict:
     world = scratch / name
-    generate(cfg, world)
-    _reset(url)
-    for i in range(cfg.days):
-        run_day(cfg.start + timedelta(days=i), world, url)
+    load_world(url, cfg, world)
     ident = _frame(url, "select * from core.identity_map")
     events = _frame(url, "select identifier_type, identifier, customer_id, attribution from core.interactions")
     truth = truth_identifiers(world)
@@ -90,7 +79,7 @@ def speed(url: str, customers: int, scratch: Path) -> dict:
     started = time.perf_counter()
     generate(cfg, world)
     gen_s = time.perf_counter() - started
-    _reset(url)
+    empty_warehouse(url)
     for name in ("catalog", "stores", "fx_rates", "crm", "web", "mobile", "social", "store"):
         ingest_source(name, cfg.start, landing_dir=world, url=url)
     summary = resolve_identities(cfg.start, url=url)

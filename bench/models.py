@@ -23,11 +23,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from _isolated import isolated_url
+from _isolated import isolated_url, load_world
 from _report import scratch_folder
 from omnifuse import warehouse
-from omnifuse.daily import run_day
-from omnifuse.generate import WorldConfig, generate
+from omnifuse.generate import WorldConfig
 from omnifuse.models import BASE_MODELS
 from omnifuse.retrain import fuse_models, gate_champion, prepare_training, train_model
 
@@ -58,17 +57,6 @@ def _peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _load(url: str, cfg: WorldConfig, folder: Path) -> float:
-    started = time.perf_counter()
-    generate(cfg, folder)
-    with warehouse.transaction(url) as cur:
-        cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
-    warehouse.migrate(url)
-    for i in range(cfg.days):
-        run_day(cfg.start + timedelta(days=i), folder, url)
-    return time.perf_counter() - started
 
 
 def _retrain(url: str, cfg: WorldConfig, rss: dict[str, float] | None = None) -> tuple[str, dict[str, float]]:
@@ -154,7 +142,7 @@ def main() -> int:
     with scratch_folder("models") as scratch:
         if args.part in ("default", "both"):
             cfg = WorldConfig()
-            load_s = _load(url, cfg, scratch / "default")
+            load_s = load_world(url, cfg, scratch / "default")
             run_id, times = _retrain(url, cfg)
             prep = times.pop("_prep")
             print(f"default world: {cfg.customers} customers, {cfg.products} products, {cfg.days} days "
@@ -163,7 +151,7 @@ def main() -> int:
             _targets(url, run_id, _table(url, run_id, times))
         if args.part in ("scale", "both"):
             cfg = WorldConfig(customers=args.scale_customers, products=args.scale_products, days=args.scale_days)
-            load_s = 0.0 if args.reuse else _load(url, cfg, scratch / "scale")
+            load_s = 0.0 if args.reuse else load_world(url, cfg, scratch / "scale")
             if args.load_only:
                 print(f"scale world loaded in {load_s:.0f} s; retrain it with --reuse")
                 return 0

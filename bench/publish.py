@@ -19,11 +19,10 @@ import time
 from datetime import timedelta
 
 import numpy as np
-from _isolated import isolated_url
+from _isolated import isolated_url, load_world
 from _report import scratch_folder
 from omnifuse import warehouse
-from omnifuse.daily import run_day
-from omnifuse.generate import WorldConfig, generate
+from omnifuse.generate import WorldConfig
 from omnifuse.publish import publish_date, publish_mart
 from omnifuse.retrain import retrain
 
@@ -54,12 +53,7 @@ def main() -> int:
     url = isolated_url("publish")  # never the user's warehouse
     with scratch_folder("publish") as scratch:
         cfg = WorldConfig()
-        generate(cfg, scratch)
-        with warehouse.transaction(url) as cur:
-            cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
-        warehouse.migrate(url)
-        for i in range(cfg.days):
-            run_day(cfg.start + timedelta(days=i), scratch, url)
+        load_world(url, cfg, scratch)
         day = cfg.start + timedelta(days=cfg.days - 1)
         version = retrain(day, url=url, require_quality=False)["gate"]["champion"]
         started = time.perf_counter()

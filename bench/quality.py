@@ -19,7 +19,7 @@ import argparse
 import time
 from datetime import date, timedelta
 
-from _isolated import isolated_url
+from _isolated import empty_warehouse, isolated_url
 from _report import scratch_folder
 from omnifuse import warehouse
 from omnifuse.config import load_settings
@@ -144,9 +144,7 @@ def main() -> int:
     with scratch_folder("quality") as scratch:
         cfg = WorldConfig(customers=args.customers, products=5000, days=1, start=DAY, sessions_per_customer_day=2.0)
         generate(cfg, scratch)
-        with warehouse.transaction(url) as cur:
-            cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
-        warehouse.migrate(url)
+        empty_warehouse(url)
         for name in LOAD_ORDER:
             ingest_source(name, DAY, landing_dir=scratch, url=url)
         # as the DAG: core.interactions reads only arrival batches whose staging gate passed (also the warm-up)
