@@ -24,7 +24,7 @@ from datetime import date
 import numpy as np
 import scipy.sparse as sp
 
-from omnifuse.features import Dataset
+from omnifuse.dataset import Dataset
 
 KS = (10, 20)
 METRICS = ("recall", "ndcg", "map", "hitrate", "coverage")

@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from omnifuse.dataset import CHANNELS, Dataset
 from omnifuse.evaluate import Split, paired_lower_bound, per_customer
-from omnifuse.features import CHANNELS, Dataset
 from omnifuse.models import Recommender, model_class
 
 #: fusion variants, simplest first (the choice prefers the simpler of two that the noise cannot tell apart)

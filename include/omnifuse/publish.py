@@ -41,7 +41,7 @@ from psycopg2 import sql
 
 from omnifuse import warehouse
 from omnifuse.config import load_settings
-from omnifuse.features import Dataset
+from omnifuse.dataset import Dataset
 from omnifuse.fusion import FusedModel
 from omnifuse.models.assoc_rules import AssociationRules
 from omnifuse.recommendations import (

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from omnifuse import warehouse
 from omnifuse.config import load_settings
-from omnifuse.features import CHANNELS, Dataset
+from omnifuse.dataset import CHANNELS, Dataset
 from omnifuse.fusion import FusedModel
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ import psycopg2.extensions
 
 from omnifuse import warehouse
 from omnifuse.artifacts import ArtifactError, read_file
+from omnifuse.dataset import Dataset
 from omnifuse.evaluate import Split, paired_lower_bound, per_customer
-from omnifuse.features import Dataset
 from omnifuse.fusion import FusedModel
 
 log = logging.getLogger(__name__)

@@ -33,8 +33,8 @@ import numpy as np
 from omnifuse import registry, warehouse
 from omnifuse.artifacts import read_file, write_file
 from omnifuse.config import Settings, load_settings, load_training_settings
+from omnifuse.dataset import Dataset, load_dataset
 from omnifuse.evaluate import KS, Split, evaluate, make_split, per_customer, size_window
-from omnifuse.features import Dataset, load_dataset
 from omnifuse.fusion import VARIANTS, FusedModel, candidates, choose_served, fit_learners, rank, variant_scores
 from omnifuse.models import BASE_MODELS, Recommender, model_class
 from omnifuse.tuning import record_trials, tune

@@ -14,7 +14,7 @@ import pandas as pd
 import psycopg2.extensions
 
 from omnifuse import warehouse
-from omnifuse.features import CHANNELS
+from omnifuse.dataset import CHANNELS
 
 SEGMENTS = 5
 

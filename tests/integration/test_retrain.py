@@ -10,7 +10,7 @@ import pytest
 from omnifuse import registry, warehouse
 from omnifuse.artifacts import ArtifactError
 from omnifuse.daily import run_day
-from omnifuse.features import Dataset
+from omnifuse.dataset import Dataset
 from omnifuse.models import model_class
 from omnifuse.retrain import BlockedDateError, Plan, retrain
 

@@ -6,8 +6,8 @@ from datetime import date
 
 import numpy as np
 import pytest
+from omnifuse.dataset import Dataset
 from omnifuse.evaluate import make_split
-from omnifuse.features import Dataset
 from omnifuse.fusion import LeakageError, fit_learners
 from omnifuse.models import BASE_MODELS, model_class
 

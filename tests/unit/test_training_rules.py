@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from omnifuse.artifacts import ArtifactError, read_file, write_dir, write_file
+from omnifuse.dataset import from_frames
 from omnifuse.evaluate import bootstrap_ci, make_split, paired_lower_bound, ranking_metrics, size_window
-from omnifuse.features import from_frames
 from omnifuse.fusion import FusedModel, choose_served, choose_variant
 from omnifuse.models import model_class
 from omnifuse.registry import judge

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from omnifuse.features import Dataset
+from omnifuse.dataset import Dataset
 from omnifuse.models.base import Recommender
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from omnifuse.features import Dataset
+from omnifuse.dataset import Dataset
 
 
 class Recommender(ABC):

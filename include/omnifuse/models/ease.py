@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from omnifuse.features import Dataset
+from omnifuse.dataset import Dataset
 from omnifuse.models.base import Recommender
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from omnifuse.features import CHANNELS, Dataset
+from omnifuse.dataset import CHANNELS, Dataset
 from omnifuse.models.base import Recommender
 
 

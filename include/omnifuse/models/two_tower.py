@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from omnifuse.features import Dataset
+from omnifuse.dataset import Dataset
 from omnifuse.models.base import Recommender
 
 

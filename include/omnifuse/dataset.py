@@ -302,7 +302,7 @@ def _copy_frame(cur: psycopg2.extensions.cursor, sql_name: str, params: dict) ->
 def load_dataset(start: date, end: date, url: str | None = None) -> Dataset:
     """Attributed interactions with start <= event_date <= end, and the current catalog, from the warehouse."""
     with warehouse.transaction(url) as cur:
-        events = _copy_frame(cur, "retrain/interactions_window.sql", {"start_date": start, "end_date": end})
-        cur.execute(warehouse.sql_text("retrain/catalog.sql"))
+        events = _copy_frame(cur, "dataset/interactions_window.sql", {"start_date": start, "end_date": end})
+        cur.execute(warehouse.sql_text("dataset/catalog.sql"))
         catalog = pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
     return from_frames(events, catalog)

@@ -1,5 +1,5 @@
 -- interactions_window: attributed interactions of a date range, for training and evaluation.
--- Grain: one row per event of a known customer (returns included: event_type = 'return'; features.py turns
+-- Grain: one row per event of a known customer (returns included: event_type = 'return'; dataset.py turns
 -- them into cancelled purchases, never a positive signal). Only usable dates are read (core.usable_interactions:
 -- event dates that passed both gates). Ordered on a unique key so the same data always arrives in the same order.
 -- Parameters: start_date, end_date (inclusive).
