@@ -23,7 +23,7 @@ from _isolated import isolated_url, load_world
 from _report import scratch_folder
 from omnifuse import warehouse
 from omnifuse.generate import WorldConfig
-from omnifuse.publish import publish_date, publish_mart
+from omnifuse.mart import publish_date, publish_mart
 from omnifuse.retrain import retrain
 
 TARGET = 0.5  # publish rows/s over bare COPY rows/s (issue 15)

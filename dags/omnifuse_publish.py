@@ -91,7 +91,7 @@ def omnifuse_publish() -> None:
     def publish_mart(run: dict, scored: list[dict]) -> dict:
         from datetime import date
 
-        from omnifuse.publish import publish_mart as publish
+        from omnifuse.mart import publish_mart as publish
 
         versions = {s["model_version"] for s in scored}
         if versions != {run["model_version"]}:
@@ -115,7 +115,8 @@ def omnifuse_publish() -> None:
 def _fail_at_once() -> Iterator[None]:
     """Errors no retry can fix (an unreadable model artifact, a failed output check) fail the task at once."""
     from airflow.exceptions import AirflowFailException
-    from omnifuse.publish import ModelArtifactError, PublishCheckError
+    from omnifuse.mart import PublishCheckError
+    from omnifuse.recommendations import ModelArtifactError
 
     try:
         yield

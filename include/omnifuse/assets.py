@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 CORE_INTERACTIONS = Asset(name="core.interactions", uri="postgres://omnifuse-warehouse:5432/omnifuse/core/interactions")
 #: Emitted by ``omnifuse_retrain`` when the model registry has a (new or kept) champion for a business date.
 ML_CHAMPION = Asset(name="ml.champion", uri="postgres://omnifuse-warehouse:5432/omnifuse/ml/model_registry")
-#: The tables ``omnifuse_publish`` swaps into ``mart`` (the same list as ``omnifuse.publish.SWAPPED``, named here so
+#: The tables ``omnifuse_publish`` swaps into ``mart`` (the same list as ``omnifuse.mart.SWAPPED``, named here so
 #: parsing a DAG imports nothing heavy; a test keeps the two equal).
 MART_TABLES: tuple[str, ...] = ("customer_recommendations", "recommendation_contributions", "similar_products",
                                 "bought_together", "customer_segments", "channel_daily", "model_performance")
@@ -47,7 +47,7 @@ def champion_event_extra(decision: dict) -> dict:
 
 
 def mart_event_extras(published: dict) -> dict[str, dict]:
-    """Per ``mart`` table, what its Asset event says (``omnifuse.publish.publish_mart``'s summary): business date,
+    """Per ``mart`` table, what its Asset event says (``omnifuse.mart.publish_mart``'s summary): business date,
     model version, rows published, live (swapped in) or history only; coverage for the recommendations."""
     rows = published.get("rows") or {}
     extras = {}
@@ -108,7 +108,7 @@ PERMANENT_ERRORS: frozenset[str] = frozenset({
     "omnifuse.retrain.BlockedDateError",  # the date did not pass its gates: fix the data, then re-run
     "omnifuse.ingest.LandingError",  # a corrupt, truncated or missing landed file
     "omnifuse.quality.QualityGateError",  # a failed gate: its verdict will not change by asking again
-    "omnifuse.publish.PublishCheckError",  # an output check failed: the scored rows are wrong
+    "omnifuse.mart.PublishCheckError",  # an output check failed: the scored rows are wrong
     "omnifuse.fusion.LeakageError",
     "omnifuse.recommendations.ModelArtifactError",  # a missing or corrupt model artifact
     "omnifuse.artifacts.ArtifactError",

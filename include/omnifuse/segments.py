@@ -1,7 +1,7 @@
 """Customer segments: k-means on recency, frequency, monetary value and channel mix, with stable names.
 
 Grain of ``mart.customer_segments``: one row per customer active in the 90 days up to the business date (usable
-dates only, see ``publish/customer_activity.sql``). Names are matched to the previous day's centroids
+dates only, see ``segments/customer_activity.sql``). Names are matched to the previous day's centroids
 (Hungarian assignment) so a customer keeps their segment when the data barely changes.
 """
 
@@ -67,9 +67,9 @@ def _describe(centroids: np.ndarray) -> dict[int, str]:
 
 def build_segments(cur: psycopg2.extensions.cursor, business_date: date, seed: int) -> pd.DataFrame:
     """Today's segment per active customer (rows for ``mart.customer_segments``); stores the centroids in
-    ``ml.segment_centroids`` so that tomorrow's names match. Reads ``publish/customer_activity.sql`` (usable
+    ``ml.segment_centroids`` so that tomorrow's names match. Reads ``segments/customer_activity.sql`` (usable
     dates only)."""
-    cur.execute(warehouse.sql_text("publish/customer_activity.sql"), {"business_date": business_date})
+    cur.execute(warehouse.sql_text("segments/customer_activity.sql"), {"business_date": business_date})
     activity = pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
     cur.execute("select segment, centroid from ml.segment_centroids where business_date = "
                 "(select max(business_date) from ml.segment_centroids where business_date < %s)", (business_date,))

@@ -28,12 +28,14 @@ def test_the_champion_is_resolved_once_and_handed_to_every_task(module):
     assert source.count("champion_version(") == 1  # the only lookup, in resolve_champion
 
 
-@pytest.mark.parametrize("error", ["ModelArtifactError", "PublishCheckError"])
+@pytest.mark.parametrize("error", ["recommendations.ModelArtifactError", "mart.PublishCheckError"])
 def test_errors_no_retry_can_fix_fail_at_once(module, error):
-    from airflow.exceptions import AirflowFailException
-    from omnifuse import publish
+    import importlib
 
+    from airflow.exceptions import AirflowFailException
+
+    name, cls = error.split(".")
     with pytest.raises(AirflowFailException, match="broken"), module._fail_at_once():
-        raise getattr(publish, error)("broken")
+        raise getattr(importlib.import_module(f"omnifuse.{name}"), cls)("broken")
     with pytest.raises(ConnectionError), module._fail_at_once():  # transient errors keep their retries
         raise ConnectionError("warehouse restarting")

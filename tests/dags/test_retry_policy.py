@@ -17,7 +17,7 @@ def _action(exc: BaseException) -> RetryAction:
 
 def _permanent():
     from omnifuse.ingest import LandingError
-    from omnifuse.publish import PublishCheckError
+    from omnifuse.mart import PublishCheckError
     from omnifuse.quality import QualityGateError
     from omnifuse.retrain import BlockedDateError
     from omnifuse.warehouse import WarehouseError

@@ -86,7 +86,7 @@ def test_asset_events_say_what_changed_and_every_published_mart_table_is_an_asse
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from omnifuse.assets import MART_TABLES
-    from omnifuse.publish import SWAPPED
+    from omnifuse.mart import SWAPPED
     from sqlalchemy import select
 
     assert set(MART_TABLES) == set(SWAPPED)  # the DAG files' list is the publisher's

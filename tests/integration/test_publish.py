@@ -11,7 +11,7 @@ import psycopg2.errors
 import pytest
 from omnifuse import warehouse
 from omnifuse.daily import run_day
-from omnifuse.publish import PublishCheckError, publish_date, publish_mart
+from omnifuse.mart import PublishCheckError, publish_date, publish_mart
 from omnifuse.retrain import retrain
 
 DAYS = [date(2026, 11, 2) + timedelta(days=i) for i in range(3)]

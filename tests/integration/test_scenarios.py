@@ -445,7 +445,7 @@ def test_a_date_blocked_by_its_gate_is_invisible_to_training_and_bi(tiny_world, 
     assert _query(url, "select count(*) > 0 from core.interactions where event_date = %s", (day2,)) == [(True,)]
     assert _query(url, "select count(*) from core.usable_interactions where event_date = %s", (day2,)) == [(0,)]
     assert _query(url, "select count(*) from core.interactions where _batch_date = %s", (day2,)) == [(0,)]
-    for reader in ("dataset/interactions_window.sql", "publish/channel_daily.sql", "publish/customer_activity.sql"):
+    for reader in ("dataset/interactions_window.sql", "mart/channel_daily.sql", "segments/customer_activity.sql"):
         text = warehouse.sql_text(reader)
         assert "core.usable_interactions" in text and "core.interactions " not in text, reader
     with pytest.raises(BlockedDateError, match="quality gates"):

@@ -1,4 +1,4 @@
-"""Publishing for BI: build every ``mart`` table aside, check it, swap it in atomically, with history.
+"""The ``mart`` tables BI reads: build every table aside, check it, swap it in atomically, with history.
 
 One publish run serves **one** model version, resolved once (:func:`omnifuse.recommendations.champion_version`)
 and handed to every step:
@@ -44,26 +44,15 @@ from omnifuse.config import load_settings
 from omnifuse.dataset import Dataset
 from omnifuse.fusion import FusedModel
 from omnifuse.models.assoc_rules import AssociationRules
-from omnifuse.recommendations import (
-    BATCH_SIZE,
-    TOP_K,
-    ModelArtifactError,
-    champion_version,
-    load_model,
-    plan_batches,
-    score_batch,
-)
-from omnifuse.segments import build_segments, segment_customers
-
-__all__ = ["BATCH_SIZE", "TOP_K", "ModelArtifactError", "PublishCheckError", "champion_version", "plan_batches",
-           "publish_date", "publish_mart", "score_batch", "segment_customers"]
+from omnifuse.recommendations import BATCH_SIZE, TOP_K, champion_version, load_model, plan_batches, score_batch
+from omnifuse.segments import build_segments
 
 log = logging.getLogger(__name__)
 
 SWAPPED = ("customer_recommendations", "recommendation_contributions", "similar_products", "bought_together",
            "customer_segments", "channel_daily", "model_performance")
 HISTORY = ("customer_recommendations", "customer_segments")
-#: tables built from one SQL file each (``sql/publish/<table>.sql``), after the segments
+#: tables built from one SQL file each (``sql/mart/<table>.sql``), after the segments
 FROM_SQL = ("customer_recommendations", "recommendation_contributions", "channel_daily", "model_performance")
 
 
@@ -138,7 +127,7 @@ def _bought_together(data: Dataset, fused: FusedModel, business_date: date, vers
 
 
 def _check(cur, top_k: int) -> None:
-    query = sql.SQL(warehouse.sql_text("publish/check_recommendations.sql")).format(
+    query = sql.SQL(warehouse.sql_text("mart/check_recommendations.sql")).format(
         next=_next("customer_recommendations"))
     cur.execute(query, {"top_k": top_k})
     failed = [(name, n) for name, n in cur.fetchall() if n]
@@ -154,7 +143,7 @@ def _history_parent(table: str) -> sql.Identifier:
 
 
 def _history_name(table: str, day: date) -> str:
-    return f"{table}_history_p{day:%Y%m%d}"
+    return warehouse.partition_name(f"{table}_history", day)
 
 
 def _partition_date(bound: str | None) -> date | None:
@@ -272,7 +261,7 @@ def _newest_live(cur) -> date | None:
 
 
 def _coverage(cur) -> dict:
-    cur.execute(sql.SQL(warehouse.sql_text("publish/coverage.sql")).format(next=_next("customer_recommendations")))
+    cur.execute(sql.SQL(warehouse.sql_text("mart/coverage.sql")).format(next=_next("customer_recommendations")))
     known, personalised, fallback = cur.fetchone()
     return {"customers_known": known, "personalised_share": personalised / known if known else None,
             "fallback_share": fallback / known if known else None}
@@ -300,7 +289,7 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
     conn = warehouse.connect(url)
     try:
         with conn, conn.cursor() as cur:
-            cur.execute("select pg_advisory_xact_lock(hashtext('omnifuse.publish'))")
+            warehouse.lock(cur, "publish")
             newest = _newest_live(cur)
             live = force or newest is None or business_date >= newest
             note = None if live else (f"history only: {newest} is live and newer; trigger with "
@@ -315,7 +304,7 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
             _copy(cur, "customer_segments", build_segments(cur, business_date, settings.seed))
             phases["segments"] = lap()
             for table in FROM_SQL:
-                cur.execute(sql.SQL(warehouse.sql_text(f"publish/{table}.sql")).format(next=_next(table)), params)
+                cur.execute(sql.SQL(warehouse.sql_text(f"mart/{table}.sql")).format(next=_next(table)), params)
                 phases[table] = lap()
             _copy(cur, "similar_products", _similar(data, fused, business_date, version))
             _copy(cur, "bought_together", _bought_together(data, fused, business_date, version))
@@ -328,7 +317,7 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
             # over views are estimated at one row, and nested loops over them were quadratic (45 s at 2,000
             # customers without history): hash joins only, for this statement
             cur.execute("set local enable_nestloop = off")
-            cur.execute(sql.SQL(warehouse.sql_text("publish/fallback_recommendations.sql")).format(
+            cur.execute(sql.SQL(warehouse.sql_text("mart/fallback_recommendations.sql")).format(
                 next=_next("customer_recommendations"), segments=_next("customer_segments")), params)
             cur.execute("set local enable_nestloop = on")
             phases["fallbacks"] = lap()
