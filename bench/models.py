@@ -28,7 +28,7 @@ from _report import scratch_folder
 from omnifuse import warehouse
 from omnifuse.generate import WorldConfig
 from omnifuse.models import BASE_MODELS
-from omnifuse.retrain import fuse_models, gate_champion, prepare_training, train_model
+from omnifuse.training_run import fuse_models, gate_champion, prepare_training, train_model
 
 PERSONALISED = ("item_knn", "pure_svd", "ease", "assoc_rules", "two_tower")
 #: The scale retrain before the two-tower budget and the EASE memory work, measured by this bench on the same

@@ -24,7 +24,7 @@ from _report import scratch_folder
 from omnifuse import warehouse
 from omnifuse.generate import WorldConfig
 from omnifuse.mart import publish_date, publish_mart
-from omnifuse.retrain import retrain
+from omnifuse.training_run import retrain
 
 TARGET = 0.5  # publish rows/s over bare COPY rows/s (issue 15)
 

@@ -30,11 +30,15 @@ that fails can be cleared on its own; it rewrites only its run's artifacts and m
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 from omnifuse.assets import CORE_INTERACTIONS, DEFAULT_ARGS, ML_CHAMPION, asset_run_business_date, champion_event_extra
+
+if TYPE_CHECKING:  # the XCom types; importing omnifuse.training_run at parse time would load numpy and more
+    from omnifuse.registry import GateDecision
+    from omnifuse.training_run import FusionSummary, PreparedRun, TrainedModel
 
 MODELS = ("popularity", "popularity_channel", "item_knn", "pure_svd", "ease", "assoc_rules", "two_tower")
 
@@ -43,10 +47,10 @@ def _train(name: str) -> Callable[..., Any]:
     @task(task_id=f"train_{name}", doc_md=f"Tunes `{name}` on the validation slice within its share of "
           "`OMNIFUSE_TUNING_BUDGET_S`, fits it before the holdout (evaluated) and up to the business date (served); "
           "writes its holdout metrics with bootstrap intervals and its tuning trials.")
-    def train(training_run: str) -> dict:
-        from omnifuse.retrain import train_model
+    def train(run: PreparedRun) -> TrainedModel:
+        from omnifuse.training_run import train_model
 
-        return train_model(training_run, name)
+        return train_model(run["run_id"], name)
 
     return train
 
@@ -64,38 +68,38 @@ def _train(name: str) -> Callable[..., Any]:
 def omnifuse_retrain() -> None:
     @task(doc_md="Checks the date's quality gates, loads the training window from `core.interactions` into the "
           "model store and records the run. Fails with `BlockedDateError` on a date that did not pass its gates.")
-    def prepare_training() -> str:
-        from omnifuse.retrain import prepare_training as prepare
+    def prepare_training() -> PreparedRun:
+        from omnifuse.training_run import prepare_training as prepare
 
-        return prepare(asset_run_business_date())["run_id"]
+        return prepare(asset_run_business_date())
 
     @task(doc_md="Learns the fusion variants (equal, RRF, learned linear, stacked) on the validation slice, scores "
           "every variant, the fusion and each model with business rules on the holdout, and saves what is served: "
           "the fusion if it beats the best single model beyond the noise, else that model, refitted up to the date.")
-    def fuse_models(training_run: str, trained: list[dict]) -> dict:
-        from omnifuse.retrain import fuse_models as fuse
+    def fuse_models(run: PreparedRun, trained: list[TrainedModel]) -> FusionSummary:
+        from omnifuse.training_run import fuse_models as fuse
 
-        return fuse(training_run)
+        return fuse(run["run_id"])
 
     @task(doc_md="Registers the fused model and promotes it only if it beats the champion and popularity by the "
           "configured margin; otherwise keeps the champion and records why. Succeeds either way.")
-    def gate_champion(training_run: str, fused: dict) -> dict:
-        from omnifuse.retrain import gate_champion as gate
+    def gate_champion(run: PreparedRun, fused: FusionSummary) -> GateDecision:
+        from omnifuse.training_run import gate_champion as gate
 
         conf = get_current_context()["dag_run"].conf or {}
-        return gate(training_run, force=bool(conf["force"]) if "force" in conf else None)
+        return gate(run["run_id"], force=bool(conf["force"]) if "force" in conf else None)
 
     @task(outlets=[ML_CHAMPION], doc_md="Announces the champion for the date (Asset `ml.champion`, extra: "
           "`business_date`, `model_version`, `promoted`, `run_id`); "
           "`omnifuse_publish` is scheduled on it.")
-    def emit_champion(decision: dict) -> dict:
+    def emit_champion(decision: GateDecision) -> GateDecision:
         ctx = get_current_context()
         ctx["outlet_events"][ML_CHAMPION].extra = champion_event_extra(decision)
         return decision
 
-    training_run = prepare_training()
-    trained = [_train(name)(training_run) for name in MODELS]
-    emit_champion(gate_champion(training_run, fuse_models(training_run, trained)))
+    run = prepare_training()
+    trained = [_train(name)(run) for name in MODELS]
+    emit_champion(gate_champion(run, fuse_models(run, trained)))
 
 
 retrain_dag = omnifuse_retrain()

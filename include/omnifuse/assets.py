@@ -40,7 +40,7 @@ def interactions_event_extra(built: dict) -> dict:
 def champion_event_extra(decision: dict) -> dict:
     """What an Asset event of ``ml.champion`` says: the business date, the champion's model version (``champion``
     is kept for readers of the first events), whether this run's model was promoted and the run that was judged
-    (``omnifuse.retrain.gate_champion``'s summary)."""
+    (``omnifuse.training_run.gate_champion``'s summary)."""
     return {"business_date": decision["business_date"], "champion": decision["champion"],
             "model_version": decision["champion"], "promoted": bool(decision.get("promoted")),
             "run_id": decision.get("run_id")}
@@ -105,7 +105,7 @@ def alert_on_failure(context: Mapping[str, Any]) -> None:
 
 #: Errors no retry can fix: the task fails at once (named, not imported: parsing a DAG stays cheap).
 PERMANENT_ERRORS: frozenset[str] = frozenset({
-    "omnifuse.retrain.BlockedDateError",  # the date did not pass its gates: fix the data, then re-run
+    "omnifuse.training_run.BlockedDateError",  # the date did not pass its gates: fix the data, then re-run
     "omnifuse.ingest.LandingError",  # a corrupt, truncated or missing landed file
     "omnifuse.quality.QualityGateError",  # a failed gate: its verdict will not change by asking again
     "omnifuse.mart.PublishCheckError",  # an output check failed: the scored rows are wrong

@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import psycopg2.extensions
@@ -191,7 +192,18 @@ def record(cur: psycopg2.extensions.cursor, *,
     return now.model_version if now else None
 
 
-def existing(url: str | None, run_id: str) -> dict | None:
+class GateDecision(TypedDict):
+    """The gate's decision on a training run (``omnifuse.training_run.gate_champion``; :func:`existing` when a
+    retried gate finds it already taken): the champion after it and why."""
+
+    run_id: str
+    business_date: str  # ISO date
+    promoted: bool
+    champion: str | None  # the champion's model version after the decision
+    reason: str
+
+
+def existing(url: str | None, run_id: str) -> GateDecision | None:
     """The registry's decision for ``run_id`` if it was already taken (a retried gate task)."""
     with warehouse.transaction(url) as cur:
         cur.execute("select status, reason, business_date from ml.model_registry where model_version = %s", (run_id,))
@@ -199,8 +211,8 @@ def existing(url: str | None, run_id: str) -> dict | None:
     if row is None:
         return None
     champ = champion_info(url)
-    return {"run_id": run_id, "business_date": row[2].isoformat(), "promoted": row[0] in ("champion", "retired"),
-            "champion": champ.model_version if champ else None, "reason": row[1]}
+    return GateDecision(run_id=run_id, business_date=row[2].isoformat(), promoted=row[0] in ("champion", "retired"),
+                        champion=champ.model_version if champ else None, reason=row[1])
 
 
 def rollback(url: str | None = None) -> dict:

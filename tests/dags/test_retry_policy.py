@@ -19,7 +19,7 @@ def _permanent():
     from omnifuse.ingest import LandingError
     from omnifuse.mart import PublishCheckError
     from omnifuse.quality import QualityGateError
-    from omnifuse.retrain import BlockedDateError
+    from omnifuse.training_run import BlockedDateError
     from omnifuse.warehouse import WarehouseError
 
     return [BlockedDateError("2026-11-03 did not pass its gates"), LandingError("web/part-0001.ndjson.gz truncated"),

@@ -12,7 +12,7 @@ import pytest
 from omnifuse import warehouse
 from omnifuse.daily import run_day
 from omnifuse.mart import PublishCheckError, publish_date, publish_mart
-from omnifuse.retrain import retrain
+from omnifuse.training_run import retrain
 
 DAYS = [date(2026, 11, 2) + timedelta(days=i) for i in range(3)]
 D = DAYS[-1]

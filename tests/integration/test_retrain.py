@@ -12,7 +12,7 @@ from omnifuse.artifacts import ArtifactError
 from omnifuse.daily import run_day
 from omnifuse.dataset import Dataset
 from omnifuse.models import model_class
-from omnifuse.retrain import BlockedDateError, Plan, retrain
+from omnifuse.training_run import BlockedDateError, Plan, retrain
 
 DAYS = [date(2026, 11, 2) + timedelta(days=i) for i in range(3)]
 D = DAYS[-1]

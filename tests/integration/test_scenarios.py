@@ -427,7 +427,7 @@ def test_a_date_blocked_by_its_gate_is_invisible_to_training_and_bi(tiny_world, 
     of its events, no row of the blocked batch reached core, and retraining the date is refused."""
     from omnifuse.daily import LOAD_ORDER, run_day
     from omnifuse.quality import QualityGateError, run_gate
-    from omnifuse.retrain import BlockedDateError, retrain
+    from omnifuse.training_run import BlockedDateError, retrain
 
     url = clean_warehouse
     day2, day3 = date(2026, 11, 3), date(2026, 11, 4)

@@ -80,7 +80,7 @@ ARGS = {**DEFAULT_ARGS, "retries": 3, "retry_delay": timedelta(seconds=0), "retr
 def omnifuse_retry_probe():
     @task
     def blocked() -> None:
-        from omnifuse.retrain import BlockedDateError
+        from omnifuse.training_run import BlockedDateError
 
         (TRIES / f"blocked-{len(list(TRIES.glob('blocked-*')))}").touch()
         raise BlockedDateError("2026-11-03 did not pass its quality gates")

@@ -1,4 +1,5 @@
-"""Daily retraining: prepare the data window, tune and train each base model, fuse, evaluate, gate, register.
+"""Training runs (``ml.training_runs`` and their model-store folders): prepare the data window, tune and train
+each base model, fuse, evaluate, gate, register — the work of the ``omnifuse_retrain`` DAG.
 
 One run per attempt at a business date D: ``run_id = retrain_<D>`` the first time, ``retrain_<D>_v2``, … on
 re-runs (nothing is overwritten; see :mod:`omnifuse.registry`).
@@ -14,8 +15,10 @@ fit**). Fusion chooses its variant on the validation slice; the served configura
 beats the best single model (with the business rules) on the holdout beyond the noise, else that single
 model. Artifacts live under ``<model store>/runs/<run_id>/``: ``dataset.npz``, ``valid/``, ``holdout/``,
 ``served/`` (base model fits), ``evaluated/`` (the served configuration on the evaluated fits, what the
-metrics describe) and ``fused/`` (the same configuration on the served fits: what is published). Heavy data
-moves through the model store, never through XCom.
+metrics describe), ``fused/`` (the same configuration on the served fits: what is published) and
+``selection.json`` (:class:`Selection`). Heavy data moves through the model store, never through XCom: each step
+returns a small typed summary (:class:`PreparedRun`, :class:`TrainedModel`, :class:`FusionSummary`,
+:class:`omnifuse.registry.GateDecision`), which is what the DAG's tasks hand on.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -37,6 +41,7 @@ from omnifuse.dataset import Dataset, load_dataset
 from omnifuse.evaluate import KS, Split, evaluate, make_split, per_customer, size_window
 from omnifuse.fusion import VARIANTS, FusedModel, candidates, choose_served, fit_learners, rank, variant_scores
 from omnifuse.models import BASE_MODELS, Recommender, model_class
+from omnifuse.registry import GateDecision
 from omnifuse.tuning import record_trials, tune
 
 log = logging.getLogger(__name__)
@@ -101,8 +106,22 @@ def _size(data: Dataset, business_date: date, settings: Settings) -> tuple[int, 
     return h, v
 
 
+class PreparedRun(TypedDict):
+    """:func:`prepare_training`'s summary: the run recorded in ``ml.training_runs`` and the size of its slices."""
+
+    run_id: str
+    version: int
+    customers: int
+    products: int
+    train_events: int
+    holdout_days: int
+    valid_days: int
+    valid_customers: int
+    holdout_customers: int
+
+
 def prepare_training(business_date: date, *, url: str | None = None, require_quality: bool = True,
-                     tag: str | None = None) -> dict:
+                     tag: str | None = None) -> PreparedRun:
     """Check the gates, load the data window, size the holdout and validation slices, save the dataset and
     record a new run version in ``ml.training_runs`` (earlier runs of the date are kept)."""
     settings = load_settings()
@@ -118,7 +137,7 @@ def prepare_training(business_date: date, *, url: str | None = None, require_qua
                            f"{business_date}; load those dates first (omnifuse_ingest).")
     base = f"retrain_{business_date:%Y%m%d}" + (f"_{tag}" if tag else "")
     with warehouse.transaction(url) as cur:
-        cur.execute("select pg_advisory_xact_lock(hashtext('ml.training_runs'))")
+        warehouse.lock(cur, "training_runs")
         cur.execute("select coalesce(max(version), 0) from ml.training_runs where business_date = %s "
                     "and tag is not distinct from %s", (business_date, tag))
         version = cur.fetchone()[0] + 1
@@ -143,9 +162,9 @@ def prepare_training(business_date: date, *, url: str | None = None, require_qua
              int(len(holdout.train.user)), len(holdout.users), settings.seed, str(folder), tag, version, h, v,
              len(holdout.users), len(valid.users)),
         )
-    return {"run_id": run_id, "version": version, "customers": data.n_users, "products": data.n_items,
-            "train_events": int(len(holdout.train.user)), "holdout_days": h, "valid_days": v,
-            "valid_customers": len(valid.users), "holdout_customers": len(holdout.users)}
+    return PreparedRun(run_id=run_id, version=version, customers=data.n_users, products=data.n_items,
+                       train_events=int(len(holdout.train.user)), holdout_days=h, valid_days=v,
+                       valid_customers=len(valid.users), holdout_customers=len(holdout.users))
 
 
 def _write_metrics(url: str | None, run_id: str, model: str, rows: Iterable[tuple], split_date: date, slice_: str,
@@ -163,7 +182,17 @@ def _write_metrics(url: str | None, run_id: str, model: str, rows: Iterable[tupl
             )
 
 
-def train_model(run_id: str, name: str, *, url: str | None = None, budget_s: float | None = None) -> dict:
+class TrainedModel(TypedDict):
+    """:func:`train_model`'s summary: the tuned parameters, the evaluated fit's time and its holdout NDCG."""
+
+    model: str
+    fit_seconds: float
+    params: dict[str, object]
+    trials: int  # tuning trials run (not skipped by the budget)
+    ndcg: dict[str, float]  # "@10", "@20": holdout NDCG at that cut-off
+
+
+def train_model(run_id: str, name: str, *, url: str | None = None, budget_s: float | None = None) -> TrainedModel:
     """Tune one base model on the validation slice, fit it before T (evaluated on the holdout) and on the whole
     window up to D (served); save the three fits; store metrics (new items and repeat purchases) and trials."""
     plan = Plan.load(run_id, url)
@@ -189,9 +218,9 @@ def train_model(run_id: str, name: str, *, url: str | None = None, budget_s: flo
     _write_metrics(url, run_id, name, evaluate(r_recs, repeat, data.n_items, seed), plan.split_date,
                    "holdout_repeat", None)
     record_trials(run_id, name, trials, url)
-    summary = {"model": name, "fit_seconds": round(fit_s, 2), "params": params,
-               "trials": sum(t.status == "run" for t in trials),
-               **{f"{m}@{k}": round(v, 4) for m, k, v, *_ in metrics if m == "ndcg"}}
+    summary = TrainedModel(model=name, fit_seconds=round(fit_s, 2), params=params,
+                           trials=sum(t.status == "run" for t in trials),
+                           ndcg={f"@{k}": round(v, 4) for m, k, v, *_ in metrics if m == "ndcg"})
     log.info("trained %s: %s", name, summary)
     return summary
 
@@ -204,7 +233,30 @@ def _ndcg10(recs: np.ndarray, split: Split) -> np.ndarray:
     return per_customer(recs, split.relevant, 10)["ndcg"]
 
 
-def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] | None = None) -> dict:
+class Selection(TypedDict):
+    """What a run serves (``selection.json``, written by :func:`fuse_models`, read by :func:`gate_champion`)."""
+
+    served_model: str  # "fusion_<variant>" or a base model's name
+    variant: str  # the served configuration's variant ("single" for a base model)
+    use: list[str]  # the base models it combines
+    models: list[str]  # every base model trained
+    fusion_variant: str  # the fusion variant chosen on the validation slice
+    variant_reason: str
+    reason: str  # why the fusion or the single model is served
+
+
+class FusionSummary(TypedDict):
+    """:func:`fuse_models`'s summary: the fusion variant, what is served and why, and NDCG@10 per model."""
+
+    run_id: str
+    variant: str  # the fusion variant chosen on the validation slice
+    served_model: str
+    reason: str
+    validation_ndcg10: dict[str, float]  # per fusion variant
+    holdout_ndcg10: dict[str, float]  # per model, variant and served configuration
+
+
+def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] | None = None) -> FusionSummary:
     """Choose the fusion variant on the validation slice; score every variant, the fusion with rules and each
     single model with rules on the holdout; serve the fusion only if it beats the best single model beyond the
     noise; save the evaluated and the served (refitted) configuration."""
@@ -248,8 +300,8 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
     FusedModel(evaluated, variant, learner, use=use).save(plan.artifact_dir / "evaluated")
     FusedModel(_load_models(plan.artifact_dir / "served", names), variant, learner, use=use).save(
         plan.artifact_dir / "fused")
-    selection = {"served_model": served_model, "variant": variant, "use": use, "models": list(names),
-                 "fusion_variant": choice, "variant_reason": learnt.reason, "reason": why}
+    selection = Selection(served_model=served_model, variant=variant, use=use, models=list(names),
+                          fusion_variant=choice, variant_reason=learnt.reason, reason=why)
     write_file(plan.artifact_dir / "selection.json", json.dumps(selection, indent=1).encode())
     with warehouse.transaction(url) as cur:
         cur.execute("delete from ml.fusion_weights where run_id = %s", (run_id,))
@@ -257,15 +309,15 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
             for feature, value in w.items():
                 cur.execute("insert into ml.fusion_weights values (%s, %s, %s, %s)", (run_id, v, feature, value))
     ndcg10 = {name: next(v for m, k, v, *_ in rows if m == "ndcg" and k == 10) for name, rows in results.items()}
-    summary = {"run_id": run_id, "variant": choice, "served_model": served_model, "reason": why,
-               "validation_ndcg@10": {k: round(v, 4) for k, v in learnt.ndcg.items()},
-               "holdout_ndcg@10": {k: round(v, 4) for k, v in ndcg10.items()}}
+    summary = FusionSummary(run_id=run_id, variant=choice, served_model=served_model, reason=why,
+                            validation_ndcg10={k: round(v, 4) for k, v in learnt.ndcg.items()},
+                            holdout_ndcg10={k: round(v, 4) for k, v in ndcg10.items()})
     log.info("fusion %s: %s", run_id, summary)
     return summary
 
 
 def gate_champion(run_id: str, *, url: str | None = None, margin: float | None = None,
-                  force: bool | None = None) -> dict:
+                  force: bool | None = None) -> GateDecision:
     """Register the run's served configuration and decide: promote to champion, or keep the champion and say
     why (:mod:`omnifuse.registry`). Idempotent: a retried gate returns the decision already recorded."""
     done = registry.existing(url, run_id)
@@ -277,7 +329,7 @@ def gate_champion(run_id: str, *, url: str | None = None, margin: float | None =
     plan = Plan.load(run_id, url)
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
     _, holdout = plan.splits(data)
-    selection = json.loads(read_file(plan.artifact_dir / "selection.json"))
+    selection: Selection = json.loads(read_file(plan.artifact_dir / "selection.json"))
     served = FusedModel.load(plan.artifact_dir / "evaluated")
     recs, _, _ = served.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
     challenger = _ndcg10(recs, holdout)
@@ -321,18 +373,28 @@ def gate_champion(run_id: str, *, url: str | None = None, margin: float | None =
             split_date=plan.split_date, artifact_dir=plan.artifact_dir, metrics=metrics, decision=decision,
             expected_champion=champ.model_version if champ else None, forced=forced and older is not None)
         cur.execute("update ml.training_runs set status = 'done', finished_at = now() where run_id = %s", (run_id,))
-    summary = {"run_id": run_id, "business_date": plan.business_date.isoformat(), "promoted": decision.promote,
-               "champion": champion, "reason": decision.reason}
+    summary = GateDecision(run_id=run_id, business_date=plan.business_date.isoformat(), promoted=decision.promote,
+                           champion=champion, reason=decision.reason)
     log.info("gate %s: %s", run_id, summary)
     return summary
 
 
+class RetrainSummary(TypedDict):
+    """:func:`retrain`'s summary: each step's."""
+
+    prepare: PreparedRun
+    train: dict[str, TrainedModel]
+    fuse: FusionSummary
+    gate: GateDecision
+
+
 def retrain(business_date: date, *, url: str | None = None, require_quality: bool = True,
-            models: tuple[str, ...] | None = None, tag: str | None = None, force: bool | None = None) -> dict:
+            models: tuple[str, ...] | None = None, tag: str | None = None,
+            force: bool | None = None) -> RetrainSummary:
     """The whole ``omnifuse_retrain`` DAG's work in one process (benchmarks and tests)."""
     prep = prepare_training(business_date, url=url, require_quality=require_quality, tag=tag)
     names = tuple(models or BASE_MODELS)
     trained = {n: train_model(prep["run_id"], n, url=url) for n in names}
     fused = fuse_models(prep["run_id"], url=url, models=names)
     gate = gate_champion(prep["run_id"], url=url, force=force)
-    return {"prepare": prep, "train": trained, "fuse": fused, "gate": gate}
+    return RetrainSummary(prepare=prep, train=trained, fuse=fused, gate=gate)
