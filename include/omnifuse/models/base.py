@@ -82,6 +82,15 @@ class Recommender(ABC):
         return model
 
 
+def log_weights(data: Dataset, half_life_days: float, users: np.ndarray | None = None) -> sp.csr_matrix:
+    """log(1 + time-decayed event weights) per (customer, product) as float32, for every customer or only
+    ``users`` (rows in that order): the input the item-item and factor models read."""
+    x = data.matrix(half_life_days)
+    x = (x if users is None else x[users]).astype(np.float32)
+    x.data = np.log1p(x.data)
+    return x
+
+
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indexes and values of the k largest scores per row, best first (ties broken by lower index)."""
     k = min(k, scores.shape[1])

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from omnifuse.dataset import Dataset
-from omnifuse.models.base import Recommender
+from omnifuse.models.base import Recommender, log_weights
 
 
 class EASE(Recommender):
@@ -33,8 +33,7 @@ class EASE(Recommender):
         super().__init__(seed, l2=l2, max_items=max_items, half_life_days=half_life_days)
 
     def fit(self, data: Dataset) -> EASE:
-        x = data.matrix(self.params["half_life_days"]).astype(np.float32)
-        x.data = np.log1p(x.data)
+        x = log_weights(data, self.params["half_life_days"])
         unit = float(x.data.mean()) if x.nnz else 1.0
         x.data /= unit
         pop = np.asarray((x > 0).sum(axis=0)).ravel()
@@ -50,8 +49,9 @@ class EASE(Recommender):
         return self
 
     def score(self, data: Dataset, users: np.ndarray) -> np.ndarray:
-        x = data.matrix(self.params["half_life_days"])[users].astype(np.float32)
-        x.data = np.log1p(x.data) / float(self.state["unit"][0]) if "unit" in self.state else np.log1p(x.data)
+        x = log_weights(data, self.params["half_life_days"], users)
+        if "unit" in self.state:  # champions saved before the scaling have none
+            x.data /= float(self.state["unit"][0])
         items = self.state["items"]
         out = np.zeros((len(users), data.n_items), dtype=np.float32)
         out[:, items] = np.asarray(x[:, items] @ self.state["b"])

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from omnifuse.dataset import Dataset
-from omnifuse.models.base import Recommender
+from omnifuse.models.base import Recommender, log_weights
 
 
 class ItemKNN(Recommender):
@@ -20,8 +20,7 @@ class ItemKNN(Recommender):
         super().__init__(seed, neighbours=neighbours, half_life_days=half_life_days, shrink=shrink)
 
     def fit(self, data: Dataset) -> ItemKNN:
-        x = data.matrix(self.params["half_life_days"]).astype(np.float32)
-        x.data = np.log1p(x.data)
+        x = log_weights(data, self.params["half_life_days"])
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
         co = (x.T @ x).tocsr()
         co.setdiag(0)
@@ -32,8 +31,7 @@ class ItemKNN(Recommender):
         return self
 
     def score(self, data: Dataset, users: np.ndarray) -> np.ndarray:
-        x = data.matrix(self.params["half_life_days"])[users]
-        x.data = np.log1p(x.data)
+        x = log_weights(data, self.params["half_life_days"], users)
         return np.asarray((x @ self.state["sim"]).todense(), dtype=np.float32)
 
 

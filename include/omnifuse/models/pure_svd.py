@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from omnifuse.dataset import Dataset
-from omnifuse.models.base import Recommender
+from omnifuse.models.base import Recommender, log_weights
 
 
 class PureSVD(Recommender):
@@ -22,8 +22,7 @@ class PureSVD(Recommender):
     def fit(self, data: Dataset) -> PureSVD:
         from sklearn.decomposition import TruncatedSVD
 
-        x = data.matrix(self.params["half_life_days"]).astype(np.float32)
-        x.data = np.log1p(x.data)
+        x = log_weights(data, self.params["half_life_days"])
         k = max(1, min(self.params["factors"], min(x.shape) - 1))
         svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=self.seed)
         svd.fit(x)
@@ -31,7 +30,6 @@ class PureSVD(Recommender):
         return self
 
     def score(self, data: Dataset, users: np.ndarray) -> np.ndarray:
-        x = data.matrix(self.params["half_life_days"])[users].astype(np.float32)
-        x.data = np.log1p(x.data)
+        x = log_weights(data, self.params["half_life_days"], users)
         v = self.state["item_factors"]
         return np.asarray((x @ v) @ v.T, dtype=np.float32)
