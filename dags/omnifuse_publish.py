@@ -34,10 +34,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import pendulum
 from airflow.sdk import dag, task
 from omnifuse.assets import DEFAULT_ARGS, MART_ASSETS, ML_CHAMPION, asset_run_business_date, mart_event_extras
+
+if TYPE_CHECKING:  # the XCom types; importing omnifuse.mart at parse time would load pandas and more
+    from omnifuse.mart import Published, PublishRun
+    from omnifuse.recommendations import BatchScored, ScoringJob
 
 
 @dag(
@@ -53,28 +58,31 @@ from omnifuse.assets import DEFAULT_ARGS, MART_ASSETS, ML_CHAMPION, asset_run_bu
 def omnifuse_publish() -> None:
     @task(doc_md="Resolves the business date and the champion's `model_version` **once**: every later task "
           "serves exactly that version, even if a retrain promotes another one meanwhile.")
-    def resolve_champion() -> dict:
+    def resolve_champion() -> PublishRun:
         from airflow.sdk import get_current_context
+        from omnifuse.mart import PublishRun
         from omnifuse.recommendations import champion_version
 
         conf = get_current_context()["dag_run"].conf or {}
-        return {"business_date": asset_run_business_date().isoformat(), "model_version": champion_version(),
-                "force": bool(conf.get("force", False))}
+        return PublishRun(business_date=asset_run_business_date().isoformat(), model_version=champion_version(),
+                          force=bool(conf.get("force", False)))
 
     @task(doc_md="Splits the model version's customers into scoring batches (one mapped task each).")
-    def plan_batches(run: dict) -> list[dict]:
+    def plan_batches(run: PublishRun) -> list[ScoringJob]:
         from datetime import date
 
+        from omnifuse.recommendations import ScoringJob
         from omnifuse.recommendations import plan_batches as plan
 
         with _fail_at_once():
             batches = plan(date.fromisoformat(run["business_date"]), run["model_version"])
-        return [{**run, "batch": b} for b in batches]
+        return [ScoringJob(business_date=run["business_date"], model_version=run["model_version"], batch=b)
+                for b in batches]
 
     @task(doc_md="Scores one batch of customers with the run's model version, applies the business rules, writes "
           "the top-K with reasons, evidence and per-model contributions into `ml.recommendation_batches` "
           "(replacing that batch).")
-    def score_batch(job: dict) -> dict:
+    def score_batch(job: ScoringJob) -> BatchScored:
         from datetime import date
 
         from omnifuse.recommendations import score_batch as score
@@ -88,7 +96,7 @@ def omnifuse_publish() -> None:
           "check leaves yesterday's tables in place; an older date than the live one writes history only "
           "unless the run conf has `force`. Emits one Asset event per `mart` table (extra: `business_date`, "
           "`model_version`, `rows`, `live`).")
-    def publish_mart(run: dict, scored: list[dict]) -> dict:
+    def publish_mart(run: PublishRun, scored: list[BatchScored]) -> Published:
         from datetime import date
 
         from omnifuse.mart import publish_mart as publish
@@ -114,7 +122,7 @@ def omnifuse_publish() -> None:
 @contextmanager
 def _fail_at_once() -> Iterator[None]:
     """Errors no retry can fix (an unreadable model artifact, a failed output check) fail the task at once."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
     from omnifuse.mart import PublishCheckError
     from omnifuse.recommendations import ModelArtifactError
 

@@ -32,6 +32,7 @@ import logging
 import re
 import time
 from datetime import date, timedelta
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,36 @@ FROM_SQL = ("customer_recommendations", "recommendation_contributions", "channel
 
 class PublishCheckError(RuntimeError):
     """An output check failed: the previous tables stay in place."""
+
+
+class PublishRun(TypedDict):
+    """What one publish run serves, resolved once (the DAG's ``resolve_champion``) and handed to every task."""
+
+    business_date: str  # ISO date
+    model_version: str
+    force: bool  # swap an older date in over a newer live one
+
+
+class Coverage(TypedDict):
+    """Known customers and the shares of them with a personalised list or a fallback (``mart.publish_log``)."""
+
+    customers_known: int
+    personalised_share: float | None
+    fallback_share: float | None
+
+
+class Published(TypedDict):
+    """:func:`publish_mart`'s summary: what was published, live or history only, and how long each phase took."""
+
+    business_date: str  # ISO date
+    model_version: str
+    live: bool
+    note: str | None
+    rows: dict[str, int]  # per mart table
+    coverage: Coverage
+    max_swap_ms: float
+    seconds: float
+    phase_seconds: dict[str, float]
 
 
 def _next(table: str) -> sql.Identifier:
@@ -260,15 +291,15 @@ def _newest_live(cur) -> date | None:
     return row[0] if row else None
 
 
-def _coverage(cur) -> dict:
+def _coverage(cur) -> Coverage:
     cur.execute(sql.SQL(warehouse.sql_text("mart/coverage.sql")).format(next=_next("customer_recommendations")))
     known, personalised, fallback = cur.fetchone()
-    return {"customers_known": known, "personalised_share": personalised / known if known else None,
-            "fallback_share": fallback / known if known else None}
+    return Coverage(customers_known=known, personalised_share=personalised / known if known else None,
+                    fallback_share=fallback / known if known else None)
 
 
 def publish_mart(business_date: date, *, model_version: str | None = None, force: bool = False,
-                 url: str | None = None, top_k: int = TOP_K) -> dict:
+                 url: str | None = None, top_k: int = TOP_K) -> Published:
     """Build, check, record history and swap every mart table in one transaction; write ``mart.publish_log``.
 
     ``model_version``: the version the run scored with (resolved once by the DAG; the current champion when
@@ -343,24 +374,24 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
                     if table not in HISTORY:  # those became history partitions
                         cur.execute(sql.SQL("drop table {}").format(_next(table)))
             for table in SWAPPED:
-                share = coverage if table == "customer_recommendations" else {}
+                share = ((coverage["customers_known"], coverage["personalised_share"], coverage["fallback_share"])
+                         if table == "customer_recommendations" else (None, None, None))
                 cur.execute("insert into mart.publish_log (business_date, table_name, model_version, rows_published, "
                             "swap_lock_ms, live, note, customers_known, personalised_share, fallback_share) "
                             "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                             (business_date, f"mart.{table}", version, counts[table], swap_ms[table], live, note,
-                             share.get("customers_known"), share.get("personalised_share"),
-                             share.get("fallback_share")))
+                             *share))
     finally:
         conn.close()
-    summary = {"business_date": business_date.isoformat(), "model_version": version, "live": live, "note": note,
-               "rows": counts, "coverage": coverage, "max_swap_ms": round(max(swap_ms.values()), 2),
-               "seconds": round(time.perf_counter() - started, 2), "phase_seconds": phases}
+    summary = Published(business_date=business_date.isoformat(), model_version=version, live=live, note=note,
+                        rows=counts, coverage=coverage, max_swap_ms=round(max(swap_ms.values()), 2),
+                        seconds=round(time.perf_counter() - started, 2), phase_seconds=phases)
     log.info("published %s", summary)
     return summary
 
 
 def publish_date(business_date: date, *, url: str | None = None, batch_size: int = BATCH_SIZE,
-                 force: bool = False) -> dict:
+                 force: bool = False) -> Published:
     """The whole ``omnifuse_publish`` DAG's work in one process (benchmarks and tests): one champion lookup."""
     version = champion_version(url)
     for batch in plan_batches(business_date, version, url, batch_size):

@@ -16,7 +16,7 @@ import io
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -253,11 +253,26 @@ def _pg_array(values: Iterable[object]) -> str:
     return "{" + ",".join(str(v) for v in values) + "}"
 
 
-def score_batch(business_date, batch: int, model_version: str, *, url: str | None = None,
-                batch_size: int = BATCH_SIZE, top_k: int = TOP_K) -> dict:
-    """Score one batch of ``model_version``'s customers into ``ml.recommendation_batches`` (replacing the batch).
+class ScoringJob(TypedDict):
+    """One mapped scoring task of a publish run: which batch to score, for which date, with which version."""
 
-    Returns a reference: batch, customers, rows and the model_version used."""
+    business_date: str  # ISO date
+    model_version: str
+    batch: int
+
+
+class BatchScored(TypedDict):
+    """:func:`score_batch`'s summary: a reference to the rows it wrote, and the model version it used."""
+
+    batch: int
+    customers: int
+    rows: int
+    model_version: str
+
+
+def score_batch(business_date, batch: int, model_version: str, *, url: str | None = None,
+                batch_size: int = BATCH_SIZE, top_k: int = TOP_K) -> BatchScored:
+    """Score one batch of ``model_version``'s customers into ``ml.recommendation_batches`` (replacing the batch)."""
     fused, data = load_model(model_version, url)
     users = np.arange(batch * batch_size, min((batch + 1) * batch_size, data.n_users))
     # products the customer bought are left out unless repeat purchases are recommended and the product is
@@ -300,4 +315,4 @@ def score_batch(business_date, batch: int, model_version: str, *, url: str | Non
         cur.copy_expert("copy ml.recommendation_batches (business_date, batch, customer_id, rank, product_id, score, "
                         "reason, contributing_models, model_version, evidence_product_id, contribution_models, "
                         "contribution_weights, contribution_scores) from stdin with (format csv)", buf)
-    return {"batch": batch, "customers": len(users), "rows": len(rows), "model_version": model_version}
+    return BatchScored(batch=batch, customers=len(users), rows=len(rows), model_version=model_version)
