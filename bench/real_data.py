@@ -12,8 +12,8 @@ its own embedded warehouse in a temporary state folder (``bench/_isolated.py``),
    ending at the business date T) into the landing zone; the last ``--test-days`` are never loaded;
 2. loads the training window through the real ``omnifuse_ingest`` DAG, one business date at a time
    (``omnifuse.backfill.backfill`` when it exists, or as ``--loader`` says; else
-   ``omnifuse.cli.run_dag_days``, and then every date is moved by a multiple of 7 days to fall after the DAGs'
-   ``start_date``, because ``dag.test()`` runs nothing for earlier dates), then ``omnifuse_retrain`` and
+   ``omnifuse.airflow_glue.run_dag_days``, and then every date is moved by a multiple of 7 days to fall after the
+   DAGs' ``start_date``, because ``dag.test()`` runs nothing for earlier dates), then ``omnifuse_retrain`` and
    ``omnifuse_publish`` for T;
 3. evaluates on the protocol of issue 12's table: top-20, customers with a purchase in the training window and
    a purchase of a product they had not bought in it during the next ``--test-days`` days; hits are those new
@@ -227,7 +227,10 @@ def use_backfill(loader: str) -> bool:
 
 def load_through_dags(days: list[date], settings, times: dict[str, float], loader: str) -> list[str]:
     """Ingest every date, then retrain and publish for the last one; returns the lines to print."""
-    from omnifuse.cli import run_dag_days
+    from omnifuse.airflow_env import prepare_airflow
+
+    settings = prepare_airflow(settings)  # before anything imports Airflow
+    from omnifuse.airflow_glue import run_dag_days
 
     log = []
     started = time.perf_counter()
@@ -357,13 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catalog-currency", choices=["GBP", "EUR"], default="GBP",
                         help="currency of the catalog prices (EUR: converted at the delivered rate)")
     parser.add_argument("--loader", choices=["auto", "backfill", "dag-test"], default="auto",
-                        help="auto: omnifuse.backfill when it exists, else omnifuse.cli.run_dag_days (dates shifted)")
+                        help="auto: omnifuse.backfill when it exists, else airflow_glue.run_dag_days (dates shifted)")
     args = parser.parse_args(argv)
     wall = time.perf_counter()
     times: dict[str, float] = {}
 
     url = isolated_url("real-data")
-    from omnifuse.cli import load_dag
+    from omnifuse.airflow_env import prepare_airflow
     from omnifuse.config import load_settings
     from omnifuse.realdata import online_retail
 
@@ -380,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
 
     shift = 0
     if not use_backfill(args.loader):
+        settings = prepare_airflow(settings)  # before anything imports Airflow
+        from omnifuse.airflow_glue import load_dag
+
         start_date = load_dag(settings, "omnifuse_ingest").start_date.date()
         if train_start < start_date:
             shift = -(-(start_date - train_start).days // 7) * 7

@@ -40,9 +40,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import CronTriggerTimetable, PokeReturnValue, dag, get_current_context, task
-from omnifuse.assets import CORE_INTERACTIONS, DEFAULT_ARGS, GATE_RETRIES, interactions_event_extra
+from omnifuse.airflow_glue import CORE_INTERACTIONS, GATE_RETRIES, dag_defaults, interactions_event_extra
 from omnifuse.config import load_settings
 
 SETTINGS = load_settings()
@@ -55,7 +54,7 @@ EVENT_LOADS = {
 
 
 def _business_date() -> date:
-    from omnifuse.runs import business_date_for
+    from omnifuse.airflow_glue import business_date_for
 
     ctx = get_current_context()
     run = ctx["dag_run"]
@@ -102,12 +101,9 @@ def _load(task_id: str, source_names: tuple[str, ...], doc: str) -> Any:
 @dag(
     dag_id="omnifuse_ingest",
     schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC", interval=timedelta(days=1)),
-    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=3,
-    default_args=DEFAULT_ARGS,
     tags=["omnifuse", "ingest"],
     doc_md=__doc__,
+    **dag_defaults(max_active_runs=3),
 )
 def omnifuse_ingest() -> None:
     catalog = _load(

@@ -36,9 +36,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-import pendulum
 from airflow.sdk import dag, task
-from omnifuse.assets import DEFAULT_ARGS, MART_ASSETS, ML_CHAMPION, asset_run_business_date, mart_event_extras
+from omnifuse.airflow_glue import (
+    MART_ASSETS,
+    ML_CHAMPION,
+    announce,
+    asset_run_business_date,
+    dag_defaults,
+    mart_event_extras,
+)
 
 if TYPE_CHECKING:  # the XCom types; importing omnifuse.mart at parse time would load pandas and more
     from omnifuse.mart import Published, PublishRun
@@ -48,12 +54,9 @@ if TYPE_CHECKING:  # the XCom types; importing omnifuse.mart at parse time would
 @dag(
     dag_id="omnifuse_publish",
     schedule=[ML_CHAMPION],
-    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     tags=["omnifuse", "publish", "bi"],
     doc_md=__doc__,
+    **dag_defaults(),
 )
 def omnifuse_publish() -> None:
     @task(doc_md="Resolves the business date and the champion's `model_version` **once**: every later task "
@@ -105,14 +108,11 @@ def omnifuse_publish() -> None:
         if versions != {run["model_version"]}:
             raise RuntimeError(f"scoring batches used {sorted(versions)} but the run resolved "
                                f"{run['model_version']}: clear the whole run.")
-        from airflow.sdk import get_current_context
-
         with _fail_at_once():
             published = publish(date.fromisoformat(run["business_date"]), model_version=run["model_version"],
                                 force=run["force"])
-        outlet_events = get_current_context()["outlet_events"]
         for table, extra in mart_event_extras(published).items():
-            outlet_events[MART_ASSETS[table]].extra = extra
+            announce(MART_ASSETS[table], extra)
         return published
 
     run = resolve_champion()

@@ -32,9 +32,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import pendulum
 from airflow.sdk import dag, get_current_context, task
-from omnifuse.assets import CORE_INTERACTIONS, DEFAULT_ARGS, ML_CHAMPION, asset_run_business_date, champion_event_extra
+from omnifuse.airflow_glue import (
+    CORE_INTERACTIONS,
+    ML_CHAMPION,
+    announce,
+    asset_run_business_date,
+    champion_event_extra,
+    dag_defaults,
+)
 
 if TYPE_CHECKING:  # the XCom types; importing omnifuse.training_run at parse time would load numpy and more
     from omnifuse.registry import GateDecision
@@ -58,12 +64,9 @@ def _train(name: str) -> Callable[..., Any]:
 @dag(
     dag_id="omnifuse_retrain",
     schedule=[CORE_INTERACTIONS],
-    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={**DEFAULT_ARGS, "owner": "ml-platform"},
     tags=["omnifuse", "ml"],
     doc_md=__doc__,
+    **dag_defaults(owner="ml-platform"),
 )
 def omnifuse_retrain() -> None:
     @task(doc_md="Checks the date's quality gates, loads the training window from `core.interactions` into the "
@@ -93,8 +96,7 @@ def omnifuse_retrain() -> None:
           "`business_date`, `model_version`, `promoted`, `run_id`); "
           "`omnifuse_publish` is scheduled on it.")
     def emit_champion(decision: GateDecision) -> GateDecision:
-        ctx = get_current_context()
-        ctx["outlet_events"][ML_CHAMPION].extra = champion_event_extra(decision)
+        announce(ML_CHAMPION, champion_event_extra(decision))
         return decision
 
     run = prepare_training()

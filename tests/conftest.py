@@ -38,7 +38,7 @@ _STATE = _isolate()
 def _configure_airflow() -> None:
     """Point Airflow at its metadata database in the test warehouse before anything imports Airflow; the server
     itself starts in :func:`pytest_collection_finish`, and only when a selected test is not a unit test."""
-    from omnifuse.cli import airflow_env
+    from omnifuse.airflow_env import airflow_env
 
     os.environ.update(airflow_env(start=False))
 

@@ -149,11 +149,13 @@ def backfill(start: date, end: date, *, retrain: str = "last", order: str = "asc
     """
     import os
 
-    from omnifuse.airflow_runs import load_dag, prepare_airflow
+    from omnifuse.airflow_env import prepare_airflow
 
     # a year of history renders Data Docs only for the gate runs that need a look (set it to override)
     os.environ.setdefault("OMNIFUSE_DATA_DOCS", "on_failure")
-    settings = prepare_airflow(settings)
+    settings = prepare_airflow(settings)  # before anything imports Airflow
+    from omnifuse.airflow_glue import load_dag
+
     days = order_dates(date_range(start, end), order, settings.seed)
     dags = {dag_id: load_dag(settings, dag_id) for dag_id in ("omnifuse_ingest", "omnifuse_retrain",
                                                              "omnifuse_publish")}

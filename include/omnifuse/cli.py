@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
-from omnifuse.airflow_runs import airflow_env, ensure_airflow_db, load_dag, run_dag_days  # noqa: E402,F401
 from omnifuse.config import Settings, load_settings
 
 
@@ -74,14 +73,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_airflow_env(args: argparse.Namespace) -> int:
+    from omnifuse.airflow_env import airflow_env
+
     for key, value in airflow_env().items():
         print(f"export {key}={shlex.quote(value)}")
     return 0
-
-
-def run_ingest_days(days: list[date], settings: Settings | None = None) -> list[str]:
-    """Run the real ``omnifuse_ingest`` DAG once per business date; returns run states."""
-    return run_dag_days("omnifuse_ingest", days, settings)
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
@@ -163,6 +159,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace, settings: Settings, say: Callable[..., None], log_path: Path | None) -> int:
     from omnifuse import warehouse
+    from omnifuse.airflow_env import prepare_airflow
     from omnifuse.generate import WorldConfig, generate
     from omnifuse.landing_zone import local_folder
     from omnifuse.report import audit_rows, format_audit, pipeline_summary
@@ -181,6 +178,9 @@ def _demo(args: argparse.Namespace, settings: Settings, say: Callable[..., None]
         f"{cfg.days} days) into {settings.landing_dir} in {time.perf_counter() - started:.1f}s")
     days = [cfg.start + timedelta(days=i) for i in range(cfg.days)]
     say("running the real DAGs with dag.test() (the first run also migrates Airflow's metadata database):")
+    settings = prepare_airflow(settings)  # Airflow reads its environment once, when it is first imported
+    from omnifuse.airflow_glue import run_dag_days
+
     states = run_dag_days("omnifuse_ingest", days, settings, echo=lambda line: say(f"  {line}"))
     say()
     say(format_audit(audit_rows(days)))

@@ -63,22 +63,27 @@ def test_dag_policy(path):
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_every_task_has_the_shared_timeouts_retry_policy_and_alerting(path):
-    from omnifuse.assets import DEFAULT_ARGS, OmnifuseRetryPolicy, alert_on_failure
+    from omnifuse.airflow_glue import DEFAULT_ARGS, OmnifuseRetryPolicy, alert_on_failure
 
     for dag in _dags(_import(path)):
         for t in dag.tasks:
             where = f"{dag.dag_id}.{t.task_id}"
             assert t.execution_timeout == DEFAULT_ARGS["execution_timeout"] and t.execution_timeout, where
-            assert isinstance(t.retry_policy, OmnifuseRetryPolicy), f"{where}: use omnifuse.assets.DEFAULT_ARGS"
+            assert isinstance(t.retry_policy, OmnifuseRetryPolicy), f"{where}: use omnifuse.airflow_glue.DEFAULT_ARGS"
             callbacks = t.on_failure_callback
             assert alert_on_failure in (callbacks if isinstance(callbacks, list | tuple) else [callbacks]), where
 
 
-def test_default_args_live_in_the_glue_module_only():
+def test_dag_defaults_live_in_the_glue_module_only():
+    from omnifuse.airflow_glue import START_DATE
+
     for path in DAG_FILES:
         text = path.read_text()
-        assert "DEFAULT_ARGS = {" not in text, f"{path.name}: import DEFAULT_ARGS from omnifuse.assets"
-        assert "from omnifuse.assets import" in text and "DEFAULT_ARGS" in text
+        assert "DEFAULT_ARGS = {" not in text, f"{path.name}: use omnifuse.airflow_glue.dag_defaults()"
+        assert "start_date=" not in text and "catchup=" not in text, f"{path.name}: use dag_defaults()"
+        assert "from omnifuse.airflow_glue import" in text and "dag_defaults" in text, path.name
+        for dag in _dags(_import(path)):
+            assert dag.start_date == START_DATE and dag.catchup is False, dag.dag_id
 
 
 def test_ingest_dag_shape():

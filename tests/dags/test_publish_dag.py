@@ -32,7 +32,7 @@ def test_the_champion_is_resolved_once_and_handed_to_every_task(module):
 def test_errors_no_retry_can_fix_fail_at_once(module, error):
     import importlib
 
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     name, cls = error.split(".")
     with pytest.raises(AirflowFailException, match="broken"), module._fail_at_once():

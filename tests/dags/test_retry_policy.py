@@ -1,4 +1,4 @@
-"""Which errors a retry can fix (omnifuse.assets.OmnifuseRetryPolicy): permanent ones fail at once, transient
+"""Which errors a retry can fix (omnifuse.airflow_glue.OmnifuseRetryPolicy): permanent ones fail at once, transient
 ones retry, anything else follows the task's standard retries."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import psycopg2.errors
 import pytest
 from airflow.sdk import RetryAction
 from airflow.sdk.exceptions import AirflowFailException
-from omnifuse.assets import OmnifuseRetryPolicy
+from omnifuse.airflow_glue import OmnifuseRetryPolicy
 
 
 def _action(exc: BaseException) -> RetryAction:
@@ -59,7 +59,7 @@ def test_a_permanent_cause_wins_over_its_wrapper_and_unknown_errors_keep_the_sta
 def test_the_policy_names_only_classes_that_exist():
     """A renamed exception class must not silently turn a permanent error back into a retried one."""
     from airflow.sdk.module_loading import import_string
-    from omnifuse.assets import PERMANENT_ERRORS, TRANSIENT_ERRORS
+    from omnifuse.airflow_glue import PERMANENT_ERRORS, TRANSIENT_ERRORS
 
     optional = {"omnifuse.artifacts.ArtifactError", "omnifuse.recommendations.ModelArtifactError"}
     for name in (PERMANENT_ERRORS | TRANSIENT_ERRORS) - optional:

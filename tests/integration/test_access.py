@@ -261,7 +261,7 @@ def test_secrets_never_reach_alerts_cli_output_or_task_logs(clean_warehouse, mon
 
     # in a task, Airflow's own secrets masker knows them (DEFAULT_ARGS on_execute_callback)
     from airflow.sdk._shared.secrets_masker.secrets_masker import redact
-    from omnifuse.assets import mask_secrets
+    from omnifuse.airflow_glue import mask_secrets
 
     mask_secrets({})
     line = redact(f"connecting to {with_password} with {bi_secret}")

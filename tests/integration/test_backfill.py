@@ -22,7 +22,7 @@ def wholesale_world(tmp_path_factory):
 
 
 def test_backfill_years_before_start_date_loads_every_date(wholesale_world, clean_warehouse, monkeypatch):
-    from omnifuse.airflow_runs import load_dag
+    from omnifuse.airflow_glue import load_dag
     from omnifuse.backfill import backfill
 
     monkeypatch.setenv("OMNIFUSE_LANDING_DIR", str(wholesale_world))
@@ -70,7 +70,8 @@ def test_backfill_years_before_start_date_loads_every_date(wholesale_world, clea
 
 def test_a_run_without_task_instances_is_a_failure(wholesale_world, clean_warehouse, monkeypatch):
     """What the old runner did: a logical date before start_date makes a run with no task instance."""
-    from omnifuse.airflow_runs import load_dag, prepare_airflow
+    from omnifuse.airflow_env import prepare_airflow
+    from omnifuse.airflow_glue import load_dag
     from omnifuse.backfill import run_outcome
 
     monkeypatch.setenv("OMNIFUSE_LANDING_DIR", str(wholesale_world))

@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 from omnifuse import warehouse
-from omnifuse.cli import run_ingest_days
+from omnifuse.airflow_glue import run_ingest_days
 from omnifuse.config import load_settings
 from omnifuse.generate import WorldConfig, generate
 from omnifuse.manifest import write_manifest

@@ -6,7 +6,7 @@ import json
 from datetime import date
 
 from omnifuse import warehouse
-from omnifuse.cli import run_ingest_days
+from omnifuse.airflow_glue import run_ingest_days
 from omnifuse.config import load_settings
 
 

@@ -88,7 +88,7 @@ def test_two_runs_of_one_date_at_once_are_serialized(week, warehouse_url):
     run_day(DAYS[0], week, warehouse_url)
     once = _digests(warehouse_url)
     _reset(warehouse_url)
-    # a deadlock is transient: the DAGs' retry policy (omnifuse.assets) retries it, and so does this stand-in
+    # a deadlock is transient: the DAGs' retry policy (omnifuse.airflow_glue) retries it, and so does this stand-in
     code = ("import sys, psycopg2.errors\n"
             "from datetime import date\nfrom pathlib import Path\nfrom omnifuse.daily import run_day\n"
             "args = (date.fromisoformat(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])\n"

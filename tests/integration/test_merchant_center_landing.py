@@ -10,7 +10,7 @@ import shutil
 from datetime import date
 
 from omnifuse import warehouse
-from omnifuse.cli import run_ingest_days
+from omnifuse.airflow_glue import run_ingest_days
 from omnifuse.config import load_settings
 from omnifuse.manifest import write_manifest
 

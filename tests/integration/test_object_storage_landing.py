@@ -222,7 +222,7 @@ def test_the_ingest_dag_waits_for_and_loads_a_landing_zone_on_s3(tiny_world, s3,
     """The real ``omnifuse_ingest`` DAG with ``OMNIFUSE_LANDING_DIR=s3://<conn>@bucket/prefix``: its sensors find the
     manifests in the bucket, its loads read the objects (the connection is looked up inside the tasks), and the
     day reconciles with the generator's planted mess as it does from disk."""
-    from omnifuse.cli import run_ingest_days
+    from omnifuse.airflow_glue import run_ingest_days
     from omnifuse.config import load_settings
 
     prefix = f"dag-{uuid.uuid4().hex[:8]}"

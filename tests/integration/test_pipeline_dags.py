@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from api_server import api_server, http
 from omnifuse import warehouse
-from omnifuse.cli import run_dag_days, run_ingest_days
+from omnifuse.airflow_glue import run_dag_days, run_ingest_days
 from omnifuse.config import load_settings
 
 DAYS = [date(2026, 11, 2) + timedelta(days=i) for i in range(3)]
@@ -85,7 +85,7 @@ def test_asset_events_say_what_changed_and_every_published_mart_table_is_an_asse
     url, _ = pipeline
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
-    from omnifuse.assets import MART_TABLES
+    from omnifuse.airflow_glue import MART_TABLES
     from omnifuse.mart import SWAPPED
     from sqlalchemy import select
 

@@ -103,7 +103,7 @@ def test_a_load_killed_mid_copy_then_rerun_equals_a_clean_run(fault, tiny_world,
     load): the load fails with an error the tasks' retry policy retries, leaves nothing, and its retry gives
     exactly the tables of a clean run (no duplicates)."""
     from airflow.sdk import RetryAction
-    from omnifuse.assets import OmnifuseRetryPolicy
+    from omnifuse.airflow_glue import OmnifuseRetryPolicy
 
     url = clean_warehouse
     world = _copy_world(tiny_world, tmp_path)
@@ -301,7 +301,7 @@ def test_a_missing_channel_delivery_times_out_loads_the_others_and_builds_nothin
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
-    from omnifuse.cli import run_ingest_days
+    from omnifuse.airflow_glue import run_ingest_days
     from omnifuse.config import load_settings
     from sqlalchemy import select
 

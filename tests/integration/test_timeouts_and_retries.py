@@ -69,7 +69,7 @@ import os
 
 import psycopg2
 from airflow.sdk import dag, task
-from omnifuse.assets import DEFAULT_ARGS
+from omnifuse.airflow_glue import DEFAULT_ARGS
 
 TRIES = Path(os.environ["OMNIFUSE_PROBE_TRIES"])
 ARGS = {**DEFAULT_ARGS, "retries": 3, "retry_delay": timedelta(seconds=0), "retry_exponential_backoff": 0,

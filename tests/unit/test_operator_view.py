@@ -1,6 +1,6 @@
 """The operator's view on tiny inputs: the SVG charts of ``omnifuse.dashboard`` (bands over several days, a forest
 plot for one, the data-quality grid, stacked bars), the explanation table, and what Asset events carry
-(``omnifuse.assets``)."""
+(``omnifuse.airflow_glue``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import re
 import xml.etree.ElementTree as ET
 
 from omnifuse import dashboard
-from omnifuse.assets import MART_ASSETS, MART_TABLES, champion_event_extra, interactions_event_extra, mart_event_extras
+from omnifuse.airflow_glue import (
+    MART_ASSETS,
+    MART_TABLES,
+    champion_event_extra,
+    interactions_event_extra,
+    mart_event_extras,
+)
 
 
 def _points(days: list[str]) -> list[dict]:

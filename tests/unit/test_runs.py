@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from omnifuse.runs import business_date_for
+from omnifuse.airflow_glue import business_date_for
 
 
 def test_conf_business_date_wins():

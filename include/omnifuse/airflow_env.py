@@ -1,7 +1,8 @@
-"""Running the real DAGs in-process on the embedded setup: Airflow's environment, its metadata database and
-``dag.test()`` per business date (what ``make demo``, ``omnifuse backfill`` and the tests use).
+"""Airflow's environment on the embedded setup: its home, DAG and plugin folders and metadata database
+(:func:`airflow_env`), migrated once (:func:`ensure_airflow_db`).
 
-Airflow is imported inside the functions: importing this module costs nothing.
+Airflow reads its configuration when it is first imported, so this module imports none of it: call
+:func:`prepare_airflow` before anything imports Airflow (:mod:`omnifuse.airflow_glue` runs the DAGs after that).
 """
 
 from __future__ import annotations
@@ -10,10 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from datetime import date
 from pathlib import Path
-from typing import Any
 
 from omnifuse.config import Settings, load_settings
 
@@ -65,39 +63,3 @@ def prepare_airflow(settings: Settings | None = None) -> Settings:
     os.environ.update(env)
     ensure_airflow_db(env)
     return settings
-
-
-def load_dag(settings: Settings, dag_id: str) -> Any:
-    """Import a DAG object from ``dags/<dag_id>.py`` (what ``dag.test()`` is called on)."""
-    import importlib.util
-
-    path = settings.home / "dags" / f"{dag_id}.py"
-    spec = importlib.util.spec_from_file_location(f"omnifuse_dag_{dag_id}", path)
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(f"{path}: no DAG file for {dag_id}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    from airflow.sdk import DAG
-
-    return next(v for v in vars(module).values() if isinstance(v, DAG) and v.dag_id == dag_id)
-
-
-def run_dag_days(dag_id: str, days: list[date], settings: Settings | None = None,
-                 echo: Callable[[str], object] = print) -> list[str]:
-    """Run a real DAG with ``dag.test()`` once per business date (conf ``business_date``); ``echo`` gets one line
-    per run (``<dag_id> <date>: <state> (<seconds>s)``).
-
-    Returns ``"success"`` for a run whose every task succeeded, else ``"failed: <why>"``: a run that executed
-    no task (or skipped one) is never reported as a success.
-    """
-    from omnifuse.backfill import run_outcome
-
-    settings = prepare_airflow(settings)
-    dag = load_dag(settings, dag_id)
-    states = []
-    for day in days:
-        outcome = run_outcome(dag, day)  # stamped with the time it starts (see omnifuse.backfill)
-        state = "success" if outcome.ok else f"failed: {outcome.why()}"
-        states.append(state)
-        echo(f"{dag_id} {day}: {state} ({outcome.seconds:.0f}s)")
-    return states
