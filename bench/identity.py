@@ -80,7 +80,7 @@ def speed(url: str, customers: int, scratch: Path) -> dict:
     generate(cfg, world)
     gen_s = time.perf_counter() - started
     empty_warehouse(url)
-    for name in ("catalog", "stores", "fx_rates", "crm", "web", "mobile", "social", "store"):
+    for name in ("catalog", "store_locations", "fx_rates", "crm", "web", "mobile", "social", "store"):
         ingest_source(name, cfg.start, landing_dir=world, url=url)
     summary = resolve_identities(cfg.start, url=url)
     crm = _frame(url, "select customer_id, email_sha256, phone_sha256, loyalty_card, social_handles "

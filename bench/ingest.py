@@ -154,7 +154,7 @@ def main() -> int:
         print(f"warning: generated {events:,} < {args.events:,} events requested", file=sys.stderr)
 
     url = isolated_url("ingest")  # never the user's warehouse
-    for name in ("catalog", "stores", "fx_rates"):
+    for name in ("catalog", "store_locations", "fx_rates"):
         ingest.ingest_source(name, DAY, landing_dir=out, url=url)
 
     bare_rows, bare_s = _bare_copy(url, out)

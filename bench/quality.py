@@ -70,7 +70,7 @@ def _filter(spec: dict, suite: dict) -> sql.Composable | None:
     if kind == "trailing_outliers":
         days = int(kw.get("days", 28))
         return sql.SQL("abs({c}) > {f} * (select percentile_cont({q}) within group (order by abs(h.{c})) "
-                       "from {table} h where h._batch_date between %(day)s::date - {days} and %(day)s::date - 1)"
+                       "from {table} h where h._arrival_date between %(day)s::date - {days} and %(day)s::date - 1)"
                        ).format(c=col, f=sql.Literal(float(kw.get("factor", 10))),
                                 q=sql.Literal(float(kw.get("quantile", 0.99))),
                                 table=sql.Identifier(*suite["table"].split(".")), days=sql.Literal(days))

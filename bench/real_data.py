@@ -269,7 +269,7 @@ def warehouse_summary(url: str, business_date: date) -> list[str]:
         out.append(f"staging.store_sales: {cur.fetchone()[0]:,} lines")
         cur.execute("select reason, count(*) from quarantine.store_sales group by reason order by 2 desc")
         out.append("quarantine.store_sales: " + (", ".join(f"{r}={n:,}" for r, n in cur.fetchall()) or "-"))
-        cur.execute("select reason, count(*) from quarantine.products where _batch_date = %s group by reason",
+        cur.execute("select reason, count(*) from quarantine.products where _arrival_date = %s group by reason",
                     (business_date,))
         out.append(f"quarantine.products ({business_date}): "
                    + (", ".join(f"{r}={n:,}" for r, n in cur.fetchall()) or "-"))

@@ -107,7 +107,7 @@ def _load(task_id: str, source_names: tuple[str, ...], doc: str) -> Any:
 )
 def omnifuse_ingest() -> None:
     catalog = _load(
-        "load_catalog", ("fx_rates", "stores", "catalog"),
+        "load_catalog", ("fx_rates", "store_locations", "catalog"),
         "Loads the day's catalog delivery into `core.fx_rates`, `core.stores` and `core.product_snapshots`/"
         "`core.products` (rates first: the catalog may be priced in any currency they know). Event loads wait "
         "for it: unknown SKUs and prices are judged against this snapshot.",

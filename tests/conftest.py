@@ -117,7 +117,7 @@ def landing(tiny_world, clean_warehouse, tmp_path):
     first = TINY_WORLD_START
     root = tmp_path / "landing"
     shutil.copytree(tiny_world / "catalog" / first.isoformat(), root / "catalog" / first.isoformat())
-    for name in ("fx_rates", "stores", "catalog"):
+    for name in ("fx_rates", "store_locations", "catalog"):
         ingest_source(name, first, landing_dir=root, url=clean_warehouse)
     return root
 

@@ -12,7 +12,7 @@ from omnifuse.identity import resolve_identities
 from omnifuse.ingest import ingest_source
 from omnifuse.interactions import build_interactions
 
-LOAD_ORDER = ("fx_rates", "stores", "catalog", "crm", "web", "mobile", "social", "store")
+LOAD_ORDER = ("fx_rates", "store_locations", "catalog", "crm", "web", "mobile", "social", "store")
 
 
 def run_day(business_date: date, landing_dir: Path, url: str | None = None) -> dict[str, dict]:

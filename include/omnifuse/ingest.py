@@ -1,6 +1,8 @@
 """Landing zone → ``raw`` → ``staging`` / ``core`` snapshots, with quarantine and the load audit.
 
-One call of :func:`ingest_source` owns one (source, business date): in a single transaction, under a
+One call of :func:`ingest_source` owns one (source, business date): the landing folder
+``<folder>/<business date>/``, whose lines all carry that date as their arrival date (``_arrival_date``, the
+list-partition key of the raw, quarantine and staging tables). In a single transaction, under a
 transaction-level advisory lock, it truncates that date's partitions, COPYs every landed line into
 ``raw.<table>`` with lineage, types them into the source's target table with its ``.sql`` file, sends
 every other line to ``quarantine.<table>`` with a reason, and writes ``ops.load_audit`` — so a re-run
@@ -280,7 +282,7 @@ def _gzip_lines(lf: LandedFile, business_date: date) -> Iterator[list[bytes]]:
 
 
 def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad) -> Iterator[bytes]:
-    """COPY rows (batch date, file, line no, line, fields, parse error) for a gzip NDJSON file."""
+    """COPY rows (arrival date, file, line no, line, fields, parse error) for a gzip NDJSON file."""
     prefix = f"{business_date.isoformat()}\t{lf.relative}\t".encode()
     line_no = 0
     for parts in _gzip_lines(lf, business_date):
@@ -471,7 +473,8 @@ def _unreadable_record_row(record: bytes, n: int, prefix: str) -> str:
 
 
 def _partition(schema: str, table: str, business_date: date) -> sql.Identifier:
-    return sql.Identifier(schema, f"{table}_p{business_date:%Y%m%d}")
+    """The list partition of ``schema.table`` for one arrival (or snapshot) date: :func:`warehouse.partition_name`."""
+    return sql.Identifier(schema, warehouse.partition_name(table, business_date))
 
 
 def _fresh_partition(cur, schema: str, table: str, business_date: date) -> sql.Identifier:
@@ -486,11 +489,6 @@ def _fresh_partition(cur, schema: str, table: str, business_date: date) -> sql.I
     return part
 
 
-def _lock_key(source: Source, business_date: date) -> int:
-    digest = hashlib.blake2b(f"ingest:{source.name}:{business_date}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 def load_source(
     cur: psycopg2.extensions.cursor,
     source: Source,
@@ -503,7 +501,7 @@ def load_source(
     read through ``mapping`` when the source has one; ``format = "ga4"`` reads GA4 exports for web/mobile)."""
     started = time.perf_counter()
     cur.execute("set local timezone = 'UTC'")
-    cur.execute("select pg_advisory_xact_lock(%s)", (_lock_key(source, business_date),))
+    warehouse.lock(cur, "ingest", source.name, business_date)
     raw_part = _fresh_partition(cur, "raw", source.table, business_date)
     _fresh_partition(cur, "quarantine", source.table, business_date)
     target_schema, target_table = source.target.split(".")
@@ -513,7 +511,7 @@ def load_source(
         "delete from ops.landed_files where source = %s and business_date = %s", (source.name, business_date)
     )
 
-    copy = sql.SQL("copy {} (_batch_date, _source_file, _line_no, line, fields, _parse_error) from stdin").format(
+    copy = sql.SQL("copy {} (_arrival_date, _source_file, _line_no, line, fields, _parse_error) from stdin").format(
         raw_part
     )
     lines_read = 0
@@ -621,6 +619,13 @@ def ingest_source(
     window = settings.late_window_days if late_window_days is None else late_window_days
     mapping_dir = settings.mapping_dir if settings.mapping_dir else landing / "_mappings"
     mapping = load_mapping(mapping_dir, source.name)
+    for former in source.former_names:
+        if mapping is None and load_mapping(mapping_dir, former) is not None:
+            raise LandingError(
+                f"{mapping_dir}: a column mapping {former}.toml but none named {source.name}.toml — the source "
+                f"{former!r} is now {source.name!r} (its files keep their names). Rename the mapping file to "
+                f"{source.name}.toml, then clear the task."
+            )
     with warehouse.transaction(url) as cur:
         summary = load_source(cur, source, business_date, files, window, mapping)
     log.info("%s %s: %s", source.name, business_date, summary)

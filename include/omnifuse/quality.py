@@ -1,10 +1,10 @@
 """Data-quality gates: Great Expectations suites, run inside Postgres, with a severity per expectation.
 
 Suites are JSON files under ``include/gx/suites/`` (reviewed like code). Each names a table, how to batch it
-(``partition``: the business date's partition; ``table``: the whole table) and its expectations, each with a
-``severity``: ``error`` fails the gate and blocks everything downstream for the date; ``warn`` is recorded
-and shown, and the run goes on. Besides GX's own expectation types, a suite may use these of ours, which
-this module turns into GX expectations whose figures come from the warehouse:
+(``batch``, below), says in ``description`` which date it filters on (shown as the suite's notes in Data Docs) and
+lists its expectations, each with a ``severity``: ``error`` fails the gate and blocks everything downstream for
+the date; ``warn`` is recorded and shown, and the run goes on. Besides GX's own expectation types, a suite may use
+these of ours, which this module turns into GX expectations whose figures come from the warehouse:
 
 - ``known_products``: every product id of the batch is in ``core.products`` (``where``: only rows matching
   this SQL condition, e.g. till lines that are products);
@@ -12,17 +12,27 @@ this module turns into GX expectations whose figures come from the warehouse:
 - ``quarantine_share``: at most ``max_share`` of the channel-day's lines went to quarantine (ops.load_audit);
 - ``unexpected_rows``: no row matches the suite's ``where`` SQL condition (``description`` says the rule);
 - ``trailing_outliers`` (warn): no ``|column|`` above ``factor`` × the ``quantile`` of the table's own
-  trailing ``days`` of history (no history, no verdict);
-- ``fresh_events``: events belong to the business date, within the late window (1 h of clock skew allowed);
+  trailing ``days`` of arrival dates (``_arrival_date``; no history, no verdict);
+- ``fresh_events``: events belong to the business date: a staging batch's event times within the late window
+  before its arrival date, a ``core.interactions`` partition's within its event date (1 h of clock skew allowed);
 - ``volume_band``: the batch's row count within [low×, high×] (default 0.4, 2.5) the trailing 7-day median
   (needs 2 days of history; never tighter than 5 Poisson standard deviations);
 - ``channel_mix``: no channel's share of the day moves more than ``max_share_shift`` from the trailing week.
 
 Bounds are never constants of a suite: a kwarg ``{"rule": "max_quantity"}`` is filled from
 :mod:`omnifuse.rules`, the same values the staging SQL quarantines by, so a gate never blocks a date for a value
-staging accepts. Batches: ``partition`` (the business date's partition), ``table`` (the whole table) or
-``rebuilt`` (every ``core.interactions`` partition the date's run rebuilt, so a re-attributed day is validated
-again before it counts as usable).
+staging accepts.
+
+Which date each gate filters on (the three dates: README, *Dates*):
+
+- the **staging gate** validates, for each staging table, the partition of **arrival date** = the business date
+  (``batch: partition`` on ``_arrival_date``): the lines that landed in that day's folders, whatever their event
+  time. Its verdict (``ops.quality_status``, gate ``staging``) admits that arrival batch into ``core.interactions``;
+- the **core gate** validates ``core.interactions`` by **event date**: the partition of event date = the business
+  date (``batch: partition``) and every event-date partition the run rebuilt (``batch: rebuilt``, from the
+  business date back ``max(OMNIFUSE_REATTRIBUTION_DAYS, OMNIFUSE_LATE_WINDOW_DAYS)`` days to the day after it), so
+  a re-attributed day is validated again before it counts as usable (``core.usable_dates``); and the whole
+  identity map, product and customer tables (``batch: table``).
 
 GX runs through its generic SQL data source (its Postgres source rejects the embedded server's unix-socket
 URL), so every metric is a query in the warehouse. A gate runs in two passes: the first computes every count,
@@ -128,8 +138,9 @@ def load_suite(name: str) -> dict:
 
 
 def batch_table(suite: dict, business_date: date) -> tuple[str, str]:
-    """(schema, table) that GX validates: the date's partition, or the whole table (``rebuilt``: the parent
-    table, which :func:`batch_query` narrows to the rebuilt event dates)."""
+    """(schema, table) that GX validates: the business date's partition (a staging table's arrival date, or
+    ``core.interactions``' event date), or the whole table (``rebuilt``: the parent table, which
+    :func:`batch_query` narrows to the rebuilt event dates)."""
     schema, table = suite["table"].split(".")
     if suite["batch"] == "partition":
         return schema, warehouse.partition_name(table, business_date)
@@ -228,7 +239,7 @@ def build_checks(
                 where abs(subselect.{col}) > {factor} * (
                     select percentile_cont({q}) within group (order by abs(h.{col}))
                     from {table} as h
-                    where h._batch_date between {start} and {end})
+                    where h._arrival_date between {start} and {end})
             """).format(col=sql.Identifier(column), factor=sql.Literal(float(kwargs.get("factor", 10))),
                         q=sql.Literal(float(kwargs.get("quantile", 0.99))),
                         table=sql.Identifier(*suite["table"].split(".")),
@@ -313,7 +324,8 @@ def _rows(result: dict) -> list:
 
 def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: str = "manual",
              raise_on_error: bool = True) -> dict:
-    """Validate the gate's suites for the business date, record ``ops.dq_results``, build Data Docs.
+    """Validate the gate's suites for the business date (the date the run owns: the staging gate reads its
+    arrival-date partitions, the core gate the event dates it rebuilt), record ``ops.dq_results``, build Data Docs.
 
     Raises :class:`QualityGateError` (after recording) when an ``error`` expectation failed. Returns a summary.
     """
@@ -358,7 +370,7 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
                 asset = query_source.add_query_asset(name=name, query=query)
             else:
                 asset = source.add_table_asset(name=name, table_name=table, schema_name=schema)
-            suite = context.suites.add(gx.ExpectationSuite(name=name))
+            suite = context.suites.add(gx.ExpectationSuite(name=name, notes=suite_spec.get("description")))
             checks_by_suite[name] = [
                 replace(check, expectation=suite.add_expectation(check.expectation))
                 for check in build_checks(cur, suite_spec, business_date, settings.late_window_days)

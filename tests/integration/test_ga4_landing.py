@@ -52,15 +52,15 @@ def ga4_world(tmp_path_factory):
 def _tables(url: str) -> dict[str, list]:
     with warehouse.transaction(url) as cur:
         found = {}
-        quarantine = "_batch_date, _source_file, _line_no, reason, detail, line"
+        quarantine = "_arrival_date, _source_file, _line_no, reason, detail, line"
         for table, columns, order in (
             ("staging.web_events", "*", "event_id"), ("staging.mobile_events", "*", "event_id"),
             ("quarantine.web_events", quarantine, "_source_file, _line_no, line"),
             ("quarantine.mobile_events", quarantine, "_source_file, _line_no, line"),
-            ("raw.web_events", "_batch_date, _source_file, _line_no, line, _parse_error",
+            ("raw.web_events", "_arrival_date, _source_file, _line_no, line, _parse_error",
              "_source_file, _line_no, line"),
         ):
-            cur.execute(f"select {columns} from {table} where _batch_date = %s order by {order}", (D,))  # noqa: S608
+            cur.execute(f"select {columns} from {table} where _arrival_date = %s order by {order}", (D,))  # noqa: S608
             found[table] = [tuple(str(v) for v in row) for row in cur.fetchall()]
         cur.execute("select channel, files, lines_read, rows_staged, rows_quarantined, duplicates_dropped, "
                     "quarantine_by_reason, notes from ops.load_audit where business_date = %s order by channel", (D,))
@@ -103,7 +103,7 @@ def test_a_ga4_day_loads_through_the_ingest_dag_with_the_native_accounting(ga4_w
         ("3", "malformed_json"), ("4", "missing_field:items"), ("5", "missing_field:sku")]
     # the refund is a return: staged with a negative quantity, a `return` interaction with negative revenue
     with warehouse.transaction(clean_warehouse) as cur:
-        cur.execute("select event_type, quantity from staging.web_events where _batch_date = %s "
+        cur.execute("select event_type, quantity from staging.web_events where _arrival_date = %s "
                     "and source_event_type = 'refund'", (D,))
         assert cur.fetchall() == [("return", -2)]
         cur.execute("select count(*), bool_and(revenue < 0), bool_and(quantity = -2) from core.interactions "

@@ -14,7 +14,7 @@ from psycopg2 import sql
 
 DAY1, DAY2, DAY3 = date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)
 EVENT_SOURCES = ("web", "mobile", "social", "store")
-ALL_SOURCES = ("catalog", "stores", "fx_rates", "crm", *EVENT_SOURCES)
+ALL_SOURCES = ("catalog", "store_locations", "fx_rates", "crm", *EVENT_SOURCES)
 
 
 def _ingest_day(world, day, url, names=ALL_SOURCES):
@@ -29,7 +29,7 @@ def _query(url, text, params=None):
 
 def _table_digest(url, table, day):
     """Digest and row count of one batch date of a staging table (which carries no load timestamps)."""
-    query = sql.SQL("select * from {} where _batch_date = %s order by _source_file, _line_no").format(
+    query = sql.SQL("select * from {} where _arrival_date = %s order by _source_file, _line_no").format(
         sql.Identifier(*table.split("."))
     )
     with warehouse.transaction(url) as cur:
@@ -56,7 +56,7 @@ def test_day_reconciles_and_matches_planted_mess(tiny_world, clean_warehouse):
     for _, lines, staged, quarantined, dups in audit:
         assert lines == staged + quarantined + dups
     # every staged web event is exactly once in staging
-    dup_ids = _query(url, "select event_id from staging.web_events where _batch_date = %s "
+    dup_ids = _query(url, "select event_id from staging.web_events where _arrival_date = %s "
                           "group by event_id having count(*) > 1", (DAY1,))
     assert dup_ids == []
     # quarantine keeps the raw text and a reason for every row
@@ -86,11 +86,11 @@ def test_rerunning_a_day_gives_identical_tables(tiny_world, clean_warehouse):
 
 def test_renamed_column_is_mapped_and_noted(tiny_world, clean_warehouse):
     url = clean_warehouse
-    _ingest_day(tiny_world, DAY2, url, ("catalog", "stores", "fx_rates", "store"))
+    _ingest_day(tiny_world, DAY2, url, ("catalog", "store_locations", "fx_rates", "store"))
     mapping = _query(url, "select column_mapping from ops.landed_files where source = 'store' and business_date = %s",
                      (DAY2,))
     assert mapping and all(m[0] == {"qty": "quantity"} for m in mapping)
-    assert _query(url, "select count(*) from staging.store_sales where _batch_date = %s and quantity is null",
+    assert _query(url, "select count(*) from staging.store_sales where _arrival_date = %s and quantity is null",
                   (DAY2,)) == [(0,)]
     notes = _query(url, "select notes from ops.load_audit where channel = 'store' and business_date = %s", (DAY2,))
     assert "mapped to 'quantity'" in json.dumps(notes)
@@ -110,7 +110,7 @@ def test_unmappable_renamed_column_is_quarantined_with_reason(tiny_world, clean_
             entry["bytes"] = pos.stat().st_size
             entry["sha256"] = hashlib.sha256(pos.read_bytes()).hexdigest()
     manifest.write_text(json.dumps(body))
-    _ingest_day(world, DAY1, url, ("catalog", "stores", "fx_rates"))
+    _ingest_day(world, DAY1, url, ("catalog", "store_locations", "fx_rates"))
     summary = ingest.ingest_source("store", DAY1, landing_dir=world, url=url)
     assert summary["rows_quarantined"] >= summary["lines_read"] // (2 if len(body["files"]) > 1 else 1)
     assert "missing_column:quantity" in summary["quarantine_by_reason"]
@@ -122,7 +122,7 @@ def test_late_events_are_staged_in_their_arrival_batch(tiny_world, clean_warehou
     url = clean_warehouse
     _ingest_day(tiny_world, DAY2, url)
     truth = json.loads((tiny_world / "truth" / "mess" / f"{DAY2}.json").read_text())
-    late = _query(url, "select count(*) from staging.web_events where _batch_date = %s and is_late "
+    late = _query(url, "select count(*) from staging.web_events where _arrival_date = %s and is_late "
                        "and event_ts::date = %s", (DAY2, DAY1))[0][0]
     assert late == truth["web"]["late_in"] > 0
 
@@ -145,7 +145,7 @@ def test_truncated_file_fails_and_keeps_the_previous_load(tiny_world, clean_ware
     url = clean_warehouse
     world = tmp_path / "w"
     shutil.copytree(tiny_world, world)
-    _ingest_day(world, DAY1, url, ("catalog", "stores", "fx_rates", "web"))
+    _ingest_day(world, DAY1, url, ("catalog", "store_locations", "fx_rates", "web"))
     before = _query(url, "select count(*) from staging.web_events")
     path = world / "web" / DAY1.isoformat() / "events.ndjson.gz"
     path.write_bytes(path.read_bytes()[:-200])
@@ -166,7 +166,7 @@ def test_truncated_file_fails_and_keeps_the_previous_load(tiny_world, clean_ware
 
 def test_concurrent_runs_of_one_load_do_not_duplicate(tiny_world, clean_warehouse):
     url = clean_warehouse
-    _ingest_day(tiny_world, DAY1, url, ("catalog", "stores", "fx_rates"))
+    _ingest_day(tiny_world, DAY1, url, ("catalog", "store_locations", "fx_rates"))
     errors: list[BaseException] = []
 
     def run():

@@ -19,7 +19,7 @@ def test_ingest_dag_runs_one_generated_day(tiny_world, clean_warehouse, monkeypa
                     "quarantine_by_reason from ops.load_audit where business_date = '2026-11-02'")
         audit = {r[0]: r[1:] for r in cur.fetchall()}
     truth = json.loads((tiny_world / "truth" / "mess" / "2026-11-02.json").read_text())
-    assert set(audit) == {"catalog", "stores", "fx_rates", "crm", "web", "mobile", "social", "store"}
+    assert set(audit) == {"catalog", "store_locations", "fx_rates", "crm", "web", "mobile", "social", "store"}
     for channel in ("web", "mobile", "social", "store"):
         lines, staged, quarantined, dups, reasons = audit[channel]
         assert lines == staged + quarantined + dups

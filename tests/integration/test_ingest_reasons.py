@@ -39,10 +39,10 @@ def _ndjson(*docs) -> bytes:
 
 def _results(url: str, table: str, staged_columns: str):
     with warehouse.transaction(url) as cur:
-        cur.execute(f"select _line_no, reason, detail from quarantine.{table} where _batch_date = %s "  # noqa: S608
+        cur.execute(f"select _line_no, reason, detail from quarantine.{table} where _arrival_date = %s "  # noqa: S608
                     "order by _line_no", (D,))
         quarantine = {n: (reason, detail) for n, reason, detail in cur.fetchall()}
-        cur.execute(f"select _line_no, {staged_columns} from staging.{table} where _batch_date = %s "  # noqa: S608
+        cur.execute(f"select _line_no, {staged_columns} from staging.{table} where _arrival_date = %s "  # noqa: S608
                     "order by _line_no", (D,))
         staged = {row[0]: row[1:] for row in cur.fetchall()}
     return quarantine, staged

@@ -24,8 +24,8 @@ EVENT_SOURCES = ("web", "mobile", "social", "store")
 
 
 def _digest(cur, schema: str, table: str, day: date) -> tuple[str, int]:
-    columns = "*" if schema == "staging" else "_batch_date, _source_file, _line_no, line, reason, detail"
-    cur.execute(sql.SQL("select {} from {} where _batch_date = %s order by _source_file, _line_no").format(
+    columns = "*" if schema == "staging" else "_arrival_date, _source_file, _line_no, line, reason, detail"
+    cur.execute(sql.SQL("select {} from {} where _arrival_date = %s order by _source_file, _line_no").format(
         sql.SQL(columns), sql.Identifier(schema, table)), (day,))
     rows = cur.fetchall()
     return hashlib.sha256(repr(rows).encode()).hexdigest(), len(rows)
@@ -40,7 +40,7 @@ def test_staging_matches_the_reference_statements(tiny_world, clean_warehouse):
     window = load_settings().late_window_days
     compared = 0
     for day in DAYS:
-        for name in ("fx_rates", "stores", "catalog", "crm"):
+        for name in ("fx_rates", "store_locations", "catalog", "crm"):
             ingest_source(name, day, landing_dir=tiny_world, url=url)
         for name in EVENT_SOURCES:
             summary = ingest_source(name, day, landing_dir=tiny_world, url=url)

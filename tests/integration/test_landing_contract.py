@@ -129,6 +129,16 @@ def test_a_malformed_mapping_names_its_file(landing, clean_warehouse):
         ingest_source("store", D, landing_dir=landing, url=clean_warehouse)
 
 
+def test_a_mapping_left_under_the_store_lists_former_source_name_fails_with_the_rename(landing, clean_warehouse):
+    (landing / "_mappings").mkdir()
+    (landing / "_mappings" / "stores.toml").write_text('version = 1\n[csv]\ndelimiter = ","\n')
+    with pytest.raises(LandingError, match="Rename the mapping file to store_locations.toml"):
+        ingest_source("store_locations", D, landing_dir=landing, url=clean_warehouse)
+    (landing / "_mappings" / "stores.toml").rename(landing / "_mappings" / "store_locations.toml")
+    summary = ingest_source("store_locations", D, landing_dir=landing, url=clean_warehouse)
+    assert summary["rows_staged"] > 0 and any("read through store_locations.toml" in n for n in summary["notes"])
+
+
 def test_manifest_counts_records_as_ingest_does(tmp_path: Path):
     (tmp_path / "x.csv").write_text('h1,h2\n1,"a\nb"\n2,c\n')
     body = write_manifest(tmp_path)
@@ -181,7 +191,7 @@ def test_an_identifier_spelled_like_copys_null_marker_stays_an_identifier(tiny_w
     for other in web.glob("events-redelivery*"):
         other.unlink()
     write_manifest(web)
-    for name in ("fx_rates", "stores", "catalog", "crm", "web"):
+    for name in ("fx_rates", "store_locations", "catalog", "crm", "web"):
         ingest_source(name, D, landing_dir=root, url=clean_warehouse)
     resolve_identities(D, url=clean_warehouse)
     with warehouse.transaction(clean_warehouse) as cur:

@@ -39,7 +39,7 @@ def _tables(url: str) -> dict[str, list]:
             ("staging.web_events", "*", "event_id"),
             ("staging.store_sales", "*", "receipt_id, line_no"),
         ):
-            key = "snapshot_date" if table == "core.product_snapshots" else "_batch_date"
+            key = "snapshot_date" if table == "core.product_snapshots" else "_arrival_date"
             cur.execute(f"select {columns} from {table} where {key} = %s order by {order}", (D,))  # noqa: S608
             found[table] = [tuple(str(v) for v in row) for row in cur.fetchall()]
         cur.execute("select channel, lines_read, rows_staged, rows_quarantined, duplicates_dropped, "

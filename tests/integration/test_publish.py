@@ -348,7 +348,7 @@ def test_channel_daily_shows_gross_sales_returns_and_net_revenue(published):
     with warehouse.transaction(published) as cur:  # a purchase returned in full, as the lead's ingest records it
         cur.execute("insert into core.interactions select event_date, channel, event_key || ':return', customer_id, "
                     "identifier_type, identifier, attribution, product_id, 'return', event_ts, -quantity, -revenue, "
-                    "session_key, store_id, is_late, source_table, _batch_date, _source_file, _line_no "
+                    "session_key, store_id, is_late, source_table, _arrival_date, _source_file, _line_no "
                     "from core.interactions where event_type = 'purchase' and revenue > 0 and event_date = %s "
                     "order by event_key limit 1 returning channel, -revenue", (D,))
         channel, returned = cur.fetchone()

@@ -23,7 +23,7 @@ from omnifuse.manifest import write_manifest
 from psycopg2 import sql
 
 DAY1 = date(2026, 11, 2)
-REFERENCE = ("fx_rates", "stores", "catalog")
+REFERENCE = ("fx_rates", "store_locations", "catalog")
 CLOCK_COLUMNS = {"landed_at", "loaded_at", "_loaded_at", "_quarantined_at"}
 
 
@@ -232,7 +232,7 @@ def test_store_local_times_across_dst_changes_give_utc_and_flag_ambiguous_times(
         summary = ingest.ingest_source("store", day, landing_dir=world, url=url)
         assert summary["rows_staged"] == len(cases), summary
         got = _query(url, "select sold_at_local::time::text, event_ts, local_time_note from staging.store_sales "
-                          "where _batch_date = %s order by receipt_id", (day,))
+                          "where _arrival_date = %s order by receipt_id", (day,))
         assert got == [(local, _utc(utc), note) for local, utc, note in cases]
     comment = _query(url, "select col_description('staging.store_sales'::regclass, attnum) from pg_attribute "
                           "where attrelid = 'staging.store_sales'::regclass and attname = 'local_time_note'")
@@ -278,11 +278,11 @@ def test_late_events_land_in_their_event_days_partition_which_is_rebuilt(tiny_wo
     assert _query(url, "select business_date from core.interaction_builds where event_date = %s", (DAY1,)) == \
         [(DAY1,)]
     run_day(day2, tiny_world, url)
-    late = _query(url, "select count(*) from staging.web_events where _batch_date = %s and is_late "
+    late = _query(url, "select count(*) from staging.web_events where _arrival_date = %s and is_late "
                        "and event_ts < %s::timestamp at time zone 'UTC'", (day2, day2))[0][0]
     assert late > 0
     # day 2's late web events are in day 1's partition of core.interactions, which day 2's run rebuilt
-    assert _query(url, "select count(*) from core.interactions where channel = 'web' and _batch_date = %s "
+    assert _query(url, "select count(*) from core.interactions where channel = 'web' and _arrival_date = %s "
                        "and event_date = %s", (day2, DAY1)) == [(late,)]
     assert _query(url, "select count(*) from core.interactions "
                        "where event_date <> (event_ts at time zone 'UTC')::date") == [(0,)]
@@ -338,7 +338,7 @@ def test_a_missing_channel_delivery_times_out_loads_the_others_and_builds_nothin
         assert tis[waiting] in ("upstream_failed", None), (waiting, tis)
     assert announced() == before  # the date was not announced to retraining
     audit = _query(clean_warehouse, "select channel from ops.load_audit where business_date = %s", (DAY1,))
-    assert {a for (a,) in audit} == {"catalog", "stores", "fx_rates", "crm", "web", "mobile", "store"}
+    assert {a for (a,) in audit} == {"catalog", "store_locations", "fx_rates", "crm", "web", "mobile", "store"}
     assert _query(clean_warehouse, "select count(*) from core.interactions") == [(0,)]
     assert _query(clean_warehouse, "select count(*) from ops.quality_status where business_date = %s",
                   (DAY1,)) == [(0,)]
@@ -444,7 +444,7 @@ def test_a_date_blocked_by_its_gate_is_invisible_to_training_and_bi(tiny_world, 
     assert _query(url, "select event_date from core.usable_dates order by 1") == [(DAY1,), (day3,)]
     assert _query(url, "select count(*) > 0 from core.interactions where event_date = %s", (day2,)) == [(True,)]
     assert _query(url, "select count(*) from core.usable_interactions where event_date = %s", (day2,)) == [(0,)]
-    assert _query(url, "select count(*) from core.interactions where _batch_date = %s", (day2,)) == [(0,)]
+    assert _query(url, "select count(*) from core.interactions where _arrival_date = %s", (day2,)) == [(0,)]
     for reader in ("dataset/interactions_window.sql", "mart/channel_daily.sql", "segments/customer_activity.sql"):
         text = warehouse.sql_text(reader)
         assert "core.usable_interactions" in text and "core.interactions " not in text, reader

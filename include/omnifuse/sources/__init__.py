@@ -19,7 +19,8 @@ class Source:
     ``key`` is the grain of ``target`` (as ``classified`` names it): of the valid lines sharing it, the first by
     file and line is staged and the others are counted as duplicates. ``staged_columns`` are the ``target``
     columns the tail inserts, read by the same names from the SQL's ``classified`` CTE; without them the SQL file
-    writes its own ``staged`` CTE.
+    writes its own ``staged`` CTE. ``former_names`` are names the source had before (its column mapping is
+    looked up under ``name`` only; a mapping left under a former name fails the load with the fix).
     """
 
     name: str
@@ -33,6 +34,7 @@ class Source:
     staged_columns: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)
+    former_names: tuple[str, ...] = ()
 
     @property
     def required_columns(self) -> tuple[str, ...]:

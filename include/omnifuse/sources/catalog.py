@@ -1,4 +1,5 @@
-"""The daily catalog delivery: product snapshot, store list and FX rates (CSV)."""
+"""The daily catalog delivery: product snapshot, store list (the ``store_locations`` source, ``stores.csv``) and FX
+rates (CSV)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,17 @@ SOURCES = (
         columns=("sku", "name", "category", "brand", "price", "currency", "stock", "repeatable", "in_store"),
     ),
     Source(
-        name="stores",
+        name="store_locations",
         folder="catalog",
         patterns=("stores.csv",),
         fmt="csv",
-        table="stores",
+        table="store_locations",
         target="core.stores",
         stage_sql="ingest/core_stores.sql",
         key=("store_id",),
         columns=("store_id", "city", "timezone", "currency"),
+        # "stores" until migration 0020: beside the `store` channel (till lines) the name confused both
+        former_names=("stores",),
     ),
     Source(
         name="fx_rates",

@@ -19,7 +19,7 @@ SOURCES = (
         stage_sql="ingest/stg_mobile_events.sql",
         key=("event_id",),
         staged_columns=("event_id", "event_type", "source_event_type", "event_ts", "device_id", "customer_id", "sku",
-                        "price", "quantity", "currency", "app_version", "os", "is_late", "_batch_date",
+                        "price", "quantity", "currency", "app_version", "os", "is_late", "_arrival_date",
                         "_source_file", "_line_no"),
     ),
 )

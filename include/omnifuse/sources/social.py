@@ -15,7 +15,7 @@ SOURCES = (
         stage_sql="ingest/stg_social_interactions.sql",
         key=("interaction_id",),
         staged_columns=("interaction_id", "platform", "handle", "event_type", "sku", "event_ts", "local_ts_text",
-                        "comment_text", "is_late", "_batch_date", "_source_file", "_line_no"),
+                        "comment_text", "is_late", "_arrival_date", "_source_file", "_line_no"),
         columns=("interaction_id", "platform", "handle", "action", "sku", "occurred_at", "text"),
         aliases={"user_handle": "handle", "comment": "text"},
     ),

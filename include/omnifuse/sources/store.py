@@ -15,7 +15,7 @@ SOURCES = (
         stage_sql="ingest/stg_store_sales.sql",
         key=("receipt_id", "line_no"),
         staged_columns=("receipt_id", "line_no", "store_id", "loyalty_card", "sku", "quantity", "unit_price",
-                        "currency", "sold_at_local", "event_ts", "is_late", "line_kind", "_batch_date",
+                        "currency", "sold_at_local", "event_ts", "is_late", "line_kind", "_arrival_date",
                         "_source_file", "_line_no", "local_time_note"),
         columns=("receipt_id", "line_no", "store_id", "loyalty_card", "sku", "quantity", "unit_price", "currency",
                  "sold_at"),

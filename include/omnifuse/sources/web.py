@@ -20,6 +20,6 @@ SOURCES = (
         key=("event_id",),
         staged_columns=("event_id", "event_type", "source_event_type", "event_ts", "cookie_id", "session_id",
                         "customer_id", "sku", "price", "quantity", "page", "referrer", "user_agent", "is_late",
-                        "_batch_date", "_source_file", "_line_no"),
+                        "_arrival_date", "_source_file", "_line_no"),
     ),
 )

@@ -7,9 +7,9 @@
 with
 
 raw_lines as (
-    select _batch_date, _source_file, _line_no, line, _parse_error
+    select _arrival_date, _source_file, _line_no, line, _parse_error
     from raw.mobile_events
-    where _batch_date = %(business_date)s
+    where _arrival_date = %(business_date)s
 ),
 
 parsed as materialized (
@@ -98,9 +98,9 @@ valid as (
 ),
 
 quarantined as (
-    insert into quarantine.mobile_events (_batch_date, _source_file, _line_no, line, reason, detail)
+    insert into quarantine.mobile_events (_arrival_date, _source_file, _line_no, line, reason, detail)
     select
-        _batch_date, _source_file, _line_no, line, reason,
+        _arrival_date, _source_file, _line_no, line, reason,
         case
             when reason = 'unknown_sku' then 'sku=' || sku
             when reason = 'invalid_price' then 'price=' || coalesce(price_text, '') || ' catalog=' || coalesce(catalog_price::text, '')
@@ -116,12 +116,12 @@ quarantined as (
 staged as (
     insert into staging.mobile_events (
         event_id, event_type, source_event_type, event_ts, device_id, customer_id, sku, price, quantity,
-        currency, app_version, os, is_late, _batch_date, _source_file, _line_no
+        currency, app_version, os, is_late, _arrival_date, _source_file, _line_no
     )
     select
         event_id, event_type, source_event_type, event_ts, device_id, customer_id, sku, price, quantity,
         currency, app_version, os, event_ts < %(business_date)s::date::timestamptz,
-        _batch_date, _source_file, _line_no
+        _arrival_date, _source_file, _line_no
     from valid
     where copy_no = 1
     returning 1

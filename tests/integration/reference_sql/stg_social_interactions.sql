@@ -4,9 +4,9 @@
 with
 
 raw_lines as (
-    select _batch_date, _source_file, _line_no, line, fields, _parse_error
+    select _arrival_date, _source_file, _line_no, line, fields, _parse_error
     from raw.social_interactions
-    where _batch_date = %(business_date)s
+    where _arrival_date = %(business_date)s
 ),
 
 extracted as materialized (
@@ -60,9 +60,9 @@ valid as (
 ),
 
 quarantined as (
-    insert into quarantine.social_interactions (_batch_date, _source_file, _line_no, line, reason, detail)
+    insert into quarantine.social_interactions (_arrival_date, _source_file, _line_no, line, reason, detail)
     select
-        _batch_date, _source_file, _line_no, line, reason,
+        _arrival_date, _source_file, _line_no, line, reason,
         case
             when reason = 'unknown_sku' then 'sku=' || sku
             when reason in ('clock_skew', 'too_late', 'invalid_timestamp') then 'occurred_at=' || ts_text
@@ -76,11 +76,11 @@ quarantined as (
 staged as (
     insert into staging.social_interactions (
         interaction_id, platform, handle, event_type, sku, event_ts, local_ts_text, comment_text, is_late,
-        _batch_date, _source_file, _line_no
+        _arrival_date, _source_file, _line_no
     )
     select
         interaction_id, coalesce(platform, 'unknown'), handle, action, sku, event_ts, ts_text, comment_text,
-        event_ts < %(business_date)s::date::timestamptz, _batch_date, _source_file, _line_no
+        event_ts < %(business_date)s::date::timestamptz, _arrival_date, _source_file, _line_no
     from valid
     where copy_no = 1
     returning 1

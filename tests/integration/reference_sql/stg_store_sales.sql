@@ -10,9 +10,9 @@
 with
 
 raw_lines as (
-    select _batch_date, _source_file, _line_no, line, fields, _parse_error
+    select _arrival_date, _source_file, _line_no, line, fields, _parse_error
     from raw.store_sales
-    where _batch_date = %(business_date)s
+    where _arrival_date = %(business_date)s
 ),
 
 extracted as materialized (
@@ -114,9 +114,9 @@ valid as (
 ),
 
 quarantined as (
-    insert into quarantine.store_sales (_batch_date, _source_file, _line_no, line, reason, detail)
+    insert into quarantine.store_sales (_arrival_date, _source_file, _line_no, line, reason, detail)
     select
-        _batch_date, _source_file, _line_no, line, reason,
+        _arrival_date, _source_file, _line_no, line, reason,
         case
             when reason = 'unknown_sku' then 'sku=' || sku
             when reason = 'invalid_price' then 'unit_price=' || coalesce(price_text, '') || ' ' || coalesce(currency, '') || ' catalog_eur=' || coalesce(catalog_price::text, '')
@@ -133,11 +133,11 @@ quarantined as (
 staged as (
     insert into staging.store_sales (
         receipt_id, line_no, store_id, loyalty_card, sku, quantity, unit_price, currency, sold_at_local, event_ts,
-        is_late, line_kind, _batch_date, _source_file, _line_no, local_time_note
+        is_late, line_kind, _arrival_date, _source_file, _line_no, local_time_note
     )
     select
         receipt_id, line_no, store_id, loyalty_card, sku, quantity, unit_price, currency, sold_at_local, event_ts,
-        sold_at_local < %(business_date)s::date::timestamp, line_kind, _batch_date, _source_file, _line_no,
+        sold_at_local < %(business_date)s::date::timestamp, line_kind, _arrival_date, _source_file, _line_no,
         local_time_note
     from valid
     where copy_no = 1

@@ -1,13 +1,13 @@
 -- core_customers: the CRM snapshot of one business date (raw.customers) into core.customer_snapshots
 -- (grain: one CRM customer id per snapshot date), then core.customers (latest snapshot wins).
--- social_handles is a ';'-separated list in the file. Parameters: business_date.
+-- social_handles is a ';'-separated list in the file. Parameters: business_date (the arrival date this load owns).
 -- Returns rows_staged, duplicates_dropped, quarantine_by_reason.
 with
 
 raw_lines as (
-    select _batch_date, _source_file, _line_no, line, fields, _parse_error
+    select _arrival_date, _source_file, _line_no, line, fields, _parse_error
     from raw.customers
-    where _batch_date = %(business_date)s
+    where _arrival_date = %(business_date)s
 ),
 
 extracted as materialized (
@@ -48,7 +48,7 @@ staged as (
         home_store_id, country
     )
     select
-        _batch_date, customer_id, email_sha256, phone_sha256, loyalty_card,
+        _arrival_date, customer_id, email_sha256, phone_sha256, loyalty_card,
         array_remove(string_to_array(handles_text, ';'), ''), signup_text::date, home_store_id, country
     from valid
     where is_first

@@ -1,11 +1,12 @@
 -- core_fx_rates: daily FX rates delivered with the catalog into core.fx_rates (grain: rate_date, currency).
--- Parameters: business_date. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
+-- Parameters: business_date (the arrival date this load owns). Returns rows_staged, duplicates_dropped,
+-- quarantine_by_reason.
 with
 
 raw_lines as (
-    select _batch_date, _source_file, _line_no, line, fields, _parse_error
+    select _arrival_date, _source_file, _line_no, line, fields, _parse_error
     from raw.fx_rates
-    where _batch_date = %(business_date)s
+    where _arrival_date = %(business_date)s
 ),
 
 extracted as materialized (

@@ -3,13 +3,14 @@
 -- a backfill of an older date never overwrites a newer one).
 -- Prices may be in any currency core.fx_rates knows (latest rate on or before the date; EUR is always known):
 -- price_eur is kept beside the price. A zero price is valid (free items); a negative one is not.
--- Parameters: business_date. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
+-- Parameters: business_date (the arrival date this load owns). Returns rows_staged, duplicates_dropped,
+-- quarantine_by_reason.
 with
 
 raw_lines as (
-    select _batch_date, _source_file, _line_no, line, fields, _parse_error
+    select _arrival_date, _source_file, _line_no, line, fields, _parse_error
     from raw.products
-    where _batch_date = %(business_date)s
+    where _arrival_date = %(business_date)s
 ),
 
 extracted as materialized (
@@ -60,7 +61,7 @@ staged as (
         snapshot_date, product_id, name, category, brand, price, currency, price_eur, stock, repeatable, in_store
     )
     select
-        _batch_date, product_id, name, category, brand, price_text::numeric, currency,
+        _arrival_date, product_id, name, category, brand, price_text::numeric, currency,
         round(price_text::numeric * rate_to_eur, 4),
         coalesce(stock_text, '0')::integer, repeatable_text::boolean, in_store_text::boolean
     from valid

@@ -1,11 +1,12 @@
 -- core_stores: the store list delivered with the catalog into core.stores (grain: one store; latest wins).
--- Parameters: business_date. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
+-- Parameters: business_date (the arrival date this load owns). Returns rows_staged, duplicates_dropped,
+-- quarantine_by_reason.
 with
 
 raw_lines as (
-    select _batch_date, _source_file, _line_no, line, fields, _parse_error
-    from raw.stores
-    where _batch_date = %(business_date)s
+    select _arrival_date, _source_file, _line_no, line, fields, _parse_error
+    from raw.store_locations
+    where _arrival_date = %(business_date)s
 ),
 
 extracted as materialized (
@@ -39,7 +40,7 @@ classified as (
 
 -- the day's store list as delivered (what the accounting counts)
 staged as (
-    select store_id, coalesce(city, '') as city, timezone, currency, _batch_date as snapshot_date
+    select store_id, coalesce(city, '') as city, timezone, currency, _arrival_date as snapshot_date
     from valid
     where is_first
 ),

@@ -2,14 +2,15 @@
 -- Grain of the output: one row per event id (first copy by file, line wins). Epoch milliseconds become UTC.
 -- The currency must have a rate in core.fx_rates (EUR always does); a missing currency is quarantined, never
 -- assumed; prices are checked against the catalog in EUR.
--- Parameters: business_date, late_window_days, max_quantity, price_outlier_factor.
+-- Parameters: business_date (the arrival date this load owns), late_window_days, max_quantity,
+-- price_outlier_factor.
 -- Returns rows_staged, duplicates_dropped, quarantine_by_reason.
 with
 
 raw_lines as (
-    select _batch_date, _source_file, _line_no, line, _parse_error
+    select _arrival_date, _source_file, _line_no, line, _parse_error
     from raw.mobile_events
-    where _batch_date = %(business_date)s
+    where _arrival_date = %(business_date)s
 ),
 
 event_types (source_event_type, event_type) as (
@@ -24,7 +25,7 @@ event_types (source_event_type, event_type) as (
 -- one narrow row per line: typed columns, the first rule broken, and the line itself only when quarantined
 classified as materialized (
     select
-        r._batch_date, r._source_file, r._line_no, e.event_id, event_types.event_type, e.source_event_type,
+        r._arrival_date, r._source_file, r._line_no, e.event_id, event_types.event_type, e.source_event_type,
         t.event_ts, e.device_id, e.customer_id, e.sku, t.price,
         -- a refund (GA4 `refund`) is a return: staged with a negative quantity, as a till's return line
         case when event_types.event_type = 'return' then -t.quantity else t.quantity end as quantity, e.currency,

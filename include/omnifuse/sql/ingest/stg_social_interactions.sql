@@ -1,18 +1,19 @@
 -- stg_social_interactions: type one arrival date of raw.social_interactions (CSV, columns in raw.fields).
 -- Grain of the output: one row per interaction_id. Local time with offset becomes UTC.
--- Parameters: business_date, late_window_days. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
+-- Parameters: business_date (the arrival date this load owns), late_window_days. Returns rows_staged,
+-- duplicates_dropped, quarantine_by_reason.
 with
 
 raw_lines as (
-    select _batch_date, _source_file, _line_no, line, fields, _parse_error
+    select _arrival_date, _source_file, _line_no, line, fields, _parse_error
     from raw.social_interactions
-    where _batch_date = %(business_date)s
+    where _arrival_date = %(business_date)s
 ),
 
 -- one narrow row per line: typed columns, the first rule broken, and the line itself only when quarantined
 classified as materialized (
     select
-        r._batch_date, r._source_file, r._line_no, e.interaction_id, coalesce(e.platform, 'unknown') as platform,
+        r._arrival_date, r._source_file, r._line_no, e.interaction_id, coalesce(e.platform, 'unknown') as platform,
         e.handle, e.action as event_type, e.sku, t.event_ts, e.ts_text as local_ts_text, e.comment_text,
         t.event_ts < %(business_date)s::date::timestamptz as is_late, rule.reason,
         case when rule.reason is not null then r.line end as line,

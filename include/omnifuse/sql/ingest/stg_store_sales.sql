@@ -6,19 +6,20 @@
 -- A negative quantity is a return or cancellation (kept; core.interactions makes it a `return`); a zero price
 -- is valid (free items). SKUs matching non_product_skus (postage, fees, adjustments) are staged as
 -- line_kind = 'non_product' and are not checked against the catalog. Bounds come from omnifuse.rules.
--- Parameters: business_date, late_window_days, max_quantity, price_outlier_factor, non_product_skus. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
+-- Parameters: business_date (the arrival date this load owns), late_window_days, max_quantity,
+-- price_outlier_factor, non_product_skus. Returns rows_staged, duplicates_dropped, quarantine_by_reason.
 with
 
 raw_lines as (
-    select _batch_date, _source_file, _line_no, line, fields, _parse_error
+    select _arrival_date, _source_file, _line_no, line, fields, _parse_error
     from raw.store_sales
-    where _batch_date = %(business_date)s
+    where _arrival_date = %(business_date)s
 ),
 
 -- one narrow row per line: typed columns, the first rule broken, and the line itself only when quarantined
 classified as materialized (
     select
-        r._batch_date, r._source_file, r._line_no, e.receipt_id, t.line_no, e.store_id, e.loyalty_card, e.sku,
+        r._arrival_date, r._source_file, r._line_no, e.receipt_id, t.line_no, e.store_id, e.loyalty_card, e.sku,
         t.quantity, t.unit_price, e.currency, t.sold_at_local, z.event_ts, e.line_kind, z.local_time_note,
         t.sold_at_local < %(business_date)s::date::timestamp as is_late, rule.reason,
         case when rule.reason is not null then r.line end as line,

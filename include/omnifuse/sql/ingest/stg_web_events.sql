@@ -2,14 +2,14 @@
 -- Grain of the output: one row per event_id (the first copy by file, line wins). Every other line goes to
 -- quarantine.web_events with the first rule it breaks. Prices are EUR unless product.currency names another
 -- currency with a rate (a GA4 export in the shop's currency): then they are converted to EUR here.
--- Parameters: business_date, late_window_days.
+-- Parameters: business_date (the arrival date this load owns), late_window_days.
 -- Returns one row: rows_staged, duplicates_dropped, quarantine_by_reason (jsonb reason -> count).
 with
 
 raw_lines as (
-    select _batch_date, _source_file, _line_no, line, _parse_error
+    select _arrival_date, _source_file, _line_no, line, _parse_error
     from raw.web_events
-    where _batch_date = %(business_date)s
+    where _arrival_date = %(business_date)s
 ),
 
 event_types (source_event_type, event_type) as (
@@ -23,7 +23,7 @@ event_types (source_event_type, event_type) as (
 
 classified as materialized (
     select
-        r._batch_date, r._source_file, r._line_no, e.event_id, event_types.event_type, e.source_event_type,
+        r._arrival_date, r._source_file, r._line_no, e.event_id, event_types.event_type, e.source_event_type,
         t.event_ts, e.cookie_id, e.session_id, e.customer_id, e.sku, t.price * rates.rate_to_eur as price,
         -- a refund (GA4 `refund`) is a return: staged with a negative quantity, as a till's return line
         case when event_types.event_type = 'return' then -t.quantity else t.quantity end as quantity, e.page,

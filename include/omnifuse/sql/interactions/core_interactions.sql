@@ -1,4 +1,6 @@
 -- core_interactions: rebuild one event date of core.interactions from every channel's staged rows.
+-- Filters on: the event date (event_ts within that UTC day), read from the arrival dates (_arrival_date) that
+-- can hold it and whose staging gate passed.
 -- Grain of the output: one row per real event (channel, event_key). Staged rows of an event date come from
 -- arrival dates event_date - 1 (clock skew) .. event_date + late_window_days (late events); a copy of the
 -- same event staged again on a later arrival date goes to quarantine.interactions, never in twice. Only
@@ -12,8 +14,9 @@
 -- anonymous_rows.
 with
 
-passed_batches as (
-    select business_date as _batch_date
+-- the staging gate of a business date judges that date's arrival batch: its business date is the arrival date
+passed_arrival_dates as (
+    select business_date as _arrival_date
     from ops.quality_status
     where gate = 'staging' and passed
 ),
@@ -24,7 +27,7 @@ web as (
         customer_id as login_customer_id, sku as product_id, event_type, event_ts, quantity,
         case when event_type in ('purchase', 'return') then price * quantity else 0 end as amount, 'EUR' as currency,
         session_id as session_key, null::text as store_id, is_late, 'staging.web_events' as source_table,
-        _batch_date, _source_file, _line_no
+        _arrival_date, _source_file, _line_no
     from staging.web_events
 ),
 
@@ -33,14 +36,14 @@ mobile as (
         'mobile', event_id, 'device_id', device_id, customer_id, sku, event_type, event_ts, quantity,
         case when event_type in ('purchase', 'return') then price * quantity else 0 end, currency,
         device_id || ':' || (event_ts at time zone 'UTC')::date, null::text, is_late, 'staging.mobile_events',
-        _batch_date, _source_file, _line_no
+        _arrival_date, _source_file, _line_no
     from staging.mobile_events
 ),
 
 social as (
     select
         'social', interaction_id, 'social_handle', handle, null::text, sku, event_type, event_ts, 1,
-        0::numeric, 'EUR', null::text, null::text, is_late, 'staging.social_interactions', _batch_date,
+        0::numeric, 'EUR', null::text, null::text, is_late, 'staging.social_interactions', _arrival_date,
         _source_file, _line_no
     from staging.social_interactions
 ),
@@ -50,7 +53,7 @@ store as (
         'store', receipt_id || '/' || line_no, 'loyalty_card', loyalty_card, null::text, sku,
         case when quantity < 0 then 'return' else 'purchase' end,
         event_ts, quantity, unit_price * quantity, currency, receipt_id, store_id, is_late,
-        'staging.store_sales', _batch_date, _source_file, _line_no
+        'staging.store_sales', _arrival_date, _source_file, _line_no
     from staging.store_sales
     where line_kind = 'product'
 ),
@@ -65,8 +68,8 @@ staged as (
         union all select * from social
         union all select * from store
     ) as channels
-    where _batch_date in (select _batch_date from passed_batches)
-        and _batch_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
+    where _arrival_date in (select _arrival_date from passed_arrival_dates)
+        and _arrival_date between %(event_date)s::date - 1 and %(event_date)s::date + %(late_window_days)s::int
         and event_ts >= %(event_date)s::date::timestamptz
         and event_ts < (%(event_date)s::date + 1)::timestamptz
 ),
@@ -83,7 +86,7 @@ resolved as materialized (
         staged.*,
         row_number() over (
             partition by staged.channel, staged.event_key
-            order by staged._batch_date, staged._source_file, staged._line_no
+            order by staged._arrival_date, staged._source_file, staged._line_no
         ) as copy_no,
         coalesce(login.customer_id, ident.customer_id) as customer_id,
         case
@@ -103,13 +106,13 @@ resolved as materialized (
 admitted as (
     insert into core.interactions (
         event_date, channel, event_key, customer_id, identifier_type, identifier, attribution, product_id,
-        event_type, event_ts, quantity, revenue, session_key, store_id, is_late, source_table, _batch_date,
+        event_type, event_ts, quantity, revenue, session_key, store_id, is_late, source_table, _arrival_date,
         _source_file, _line_no
     )
     select
         %(event_date)s::date, channel, event_key, customer_id, identifier_type, identifier, attribution,
         product_id, event_type, event_ts, quantity, round(amount * rate_to_eur, 4), session_key, store_id,
-        is_late, source_table, _batch_date, _source_file, _line_no
+        is_late, source_table, _arrival_date, _source_file, _line_no
     from resolved
     where copy_no = 1 and rate_to_eur is not null
     returning customer_id
@@ -117,12 +120,12 @@ admitted as (
 
 rejected as (
     insert into quarantine.interactions
-        (event_date, channel, event_key, reason, detail, source_table, _batch_date, _source_file, _line_no)
+        (event_date, channel, event_key, reason, detail, source_table, _arrival_date, _source_file, _line_no)
     select
         %(event_date)s::date, channel, event_key,
         case when copy_no > 1 then 'duplicate_across_batches' else 'no_fx_rate' end,
         case when copy_no > 1 then 'copy ' || copy_no || ' of the event' else 'currency=' || currency end,
-        source_table, _batch_date, _source_file, _line_no
+        source_table, _arrival_date, _source_file, _line_no
     from resolved
     where copy_no > 1 or rate_to_eur is null
     returning 1

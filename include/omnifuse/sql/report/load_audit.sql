@@ -16,4 +16,4 @@ final as (
 
 select * from final
 order by business_date, array_position(
-    array['catalog', 'stores', 'fx_rates', 'crm', 'web', 'mobile', 'social', 'store'], channel), channel
+    array['catalog', 'store_locations', 'fx_rates', 'crm', 'web', 'mobile', 'social', 'store'], channel), channel

@@ -1,6 +1,6 @@
 -- The accounting tail of every ingest statement (sql/ingest/*.sql), composed after the source's `classified`
 -- CTE by omnifuse.staging_sql. Placeholders are identifiers (or SQL composed from identifiers and from the
--- source's own file), never values. `classified` holds one row per landed line: the lineage (_batch_date,
+-- source's own file), never values. `classified` holds one row per landed line: the lineage (_arrival_date,
 -- _source_file, _line_no), the dedup key (never null on a valid line), `reason` (null when the line is valid),
 -- `line` and `detail` for the quarantine, and whatever the source's `staged` CTE reads from `valid`.
 -- Returns one row: rows_staged, duplicates_dropped, quarantine_by_reason (jsonb reason -> count); ingest checks
@@ -31,8 +31,8 @@ valid as (
 ),
 
 quarantined as (
-    insert into {quarantine} (_batch_date, _source_file, _line_no, line, reason, detail)
-    select _batch_date, _source_file, _line_no, line, reason, detail
+    insert into {quarantine} (_arrival_date, _source_file, _line_no, line, reason, detail)
+    select _arrival_date, _source_file, _line_no, line, reason, detail
     from classified
     where reason is not null
     returning reason
