@@ -2,7 +2,8 @@
 -- Grain: one row per event of a known customer (returns included: event_type = 'return'; dataset.py turns
 -- them into cancelled purchases, never a positive signal). Only usable dates are read (core.usable_interactions:
 -- event dates that passed both gates). Ordered on a unique key so the same data always arrives in the same order.
--- Parameters: start_date, end_date (inclusive).
+-- Filters on: the event date (event_date, when the event happened; not the arrival date a line landed on).
+-- Parameters: start_date, end_date (inclusive event dates).
 with window_events as (
     select *
     from core.usable_interactions
