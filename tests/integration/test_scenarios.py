@@ -301,6 +301,7 @@ def test_a_missing_channel_delivery_times_out_loads_the_others_and_builds_nothin
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
+    from omnifuse.airflow_env import prepare_airflow
     from omnifuse.airflow_glue import run_ingest_days
     from omnifuse.config import load_settings
     from sqlalchemy import select
@@ -310,6 +311,7 @@ def test_a_missing_channel_delivery_times_out_loads_the_others_and_builds_nothin
     monkeypatch.setenv("OMNIFUSE_LANDING_DIR", str(world))
     monkeypatch.setenv("OMNIFUSE_SENSOR_TIMEOUT_S", "1")
     monkeypatch.setenv("OMNIFUSE_SENSOR_POKE_S", "1")
+    prepare_airflow(load_settings())  # Airflow's metadata DB is read below before any DAG run has migrated it
 
     def announced() -> int:  # Airflow's metadata DB is shared by the session: count this date's events
         with create_session() as session:
