@@ -31,6 +31,8 @@ class TrainingSettings:
     - ``OMNIFUSE_HOLDOUT_MAX_DAYS`` / ``OMNIFUSE_VALID_MAX_DAYS``: their upper bounds (default 14 each).
     - ``OMNIFUSE_FORCE_CHAMPION``: ``1`` lets a retrain of an older business date replace a newer champion
       (default 0; a manual run can pass ``{"force": true}`` instead).
+    - ``OMNIFUSE_FUSION_CANDIDATES``: products each base model proposes per customer for fusion to rank (its
+      top-N; default 50). A property of the trained model: a published model keeps the count it was trained with.
     """
 
     tuning_budget_s: float
@@ -38,6 +40,7 @@ class TrainingSettings:
     holdout_max_days: int
     valid_max_days: int
     force_champion: bool
+    fusion_candidates: int = 50
 
 
 def load_training_settings() -> TrainingSettings:
@@ -48,6 +51,7 @@ def load_training_settings() -> TrainingSettings:
         holdout_max_days=int(os.environ.get("OMNIFUSE_HOLDOUT_MAX_DAYS", "14")),
         valid_max_days=int(os.environ.get("OMNIFUSE_VALID_MAX_DAYS", "14")),
         force_champion=os.environ.get("OMNIFUSE_FORCE_CHAMPION", "0").lower() in ("1", "true", "yes"),
+        fusion_candidates=_positive_int("OMNIFUSE_FUSION_CANDIDATES", TrainingSettings.fusion_candidates),
     )
 
 
@@ -102,6 +106,9 @@ class Settings:
     alert_notifier_kwargs: str = "{}"
     demo_verbose: bool = False
     landing_conn_id: str | None = None
+    top_k: int = 20
+    scoring_batch_size: int = 5000
+    segments: int = 5
 
     @property
     def pgdata(self) -> Path:
@@ -113,6 +120,21 @@ def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
     return value
+
+
+def _positive_int(name: str, default: int) -> int:
+    """``name`` from the environment as a whole number of at least 1 (``default`` when unset or empty)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError(f"{name}={value!r} is not a positive whole number; set it to 1 or more, or unset it for "
+                         f"the default {default}")
+    return number
 
 
 def _megabytes(name: str, default: float) -> float:
@@ -184,6 +206,10 @@ def load_settings() -> Settings:
     - ``OMNIFUSE_ALERT_NOTIFIER`` / ``OMNIFUSE_ALERT_NOTIFIER_KWARGS``: ``module:Class`` of an Airflow notifier
       called on a task failure, and its keyword arguments as JSON (see ``alerts.configured_notifier``).
     - ``OMNIFUSE_DEMO_VERBOSE``: ``1`` shows the libraries' output during ``make demo`` (default: to its log).
+    - ``OMNIFUSE_TOP_K``: length of each customer's published recommendation list (default 20).
+    - ``OMNIFUSE_SCORING_BATCH_SIZE``: customers per scoring batch of a publish run, one mapped task each
+      (default 5,000).
+    - ``OMNIFUSE_SEGMENTS``: customer segments (k-means clusters) in ``mart.customer_segments`` (default 5).
     """
     home = project_root()
     state = Path(os.environ.get("OMNIFUSE_STATE_DIR", home / ".omnifuse")).resolve()
@@ -221,6 +247,9 @@ def load_settings() -> Settings:
         alert_notifier_kwargs=os.environ.get("OMNIFUSE_ALERT_NOTIFIER_KWARGS", "{}"),
         demo_verbose=os.environ.get("OMNIFUSE_DEMO_VERBOSE", "") not in ("", "0", "false", "False"),
         landing_conn_id=os.environ.get("OMNIFUSE_LANDING_CONN_ID") or None,
+        top_k=_positive_int("OMNIFUSE_TOP_K", Settings.top_k),
+        scoring_batch_size=_positive_int("OMNIFUSE_SCORING_BATCH_SIZE", Settings.scoring_batch_size),
+        segments=_positive_int("OMNIFUSE_SEGMENTS", Settings.segments),
         data_docs=_choice("OMNIFUSE_DATA_DOCS", "always", ("always", "on_failure", "never")),
         mapping_dir=Path(os.environ["OMNIFUSE_MAPPING_DIR"]).resolve() if os.environ.get("OMNIFUSE_MAPPING_DIR")
         else None,

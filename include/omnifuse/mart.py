@@ -41,11 +41,11 @@ import scipy.sparse as sp
 from psycopg2 import sql
 
 from omnifuse import warehouse
-from omnifuse.config import load_settings
+from omnifuse.config import Settings, load_settings
 from omnifuse.dataset import Dataset
 from omnifuse.fusion import FusedModel
 from omnifuse.models.assoc_rules import AssociationRules
-from omnifuse.recommendations import BATCH_SIZE, TOP_K, champion_version, load_model, plan_batches, score_batch
+from omnifuse.recommendations import champion_version, load_model, plan_batches, score_batch
 from omnifuse.segments import build_segments
 
 log = logging.getLogger(__name__)
@@ -299,13 +299,15 @@ def _coverage(cur) -> Coverage:
 
 
 def publish_mart(business_date: date, *, model_version: str | None = None, force: bool = False,
-                 url: str | None = None, top_k: int = TOP_K) -> Published:
+                 url: str | None = None, top_k: int | None = None, settings: Settings | None = None) -> Published:
     """Build, check, record history and swap every mart table in one transaction; write ``mart.publish_log``.
 
     ``model_version``: the version the run scored with (resolved once by the DAG; the current champion when
     omitted). ``force``: swap an older business date in over a newer live one (otherwise history only).
+    ``top_k``: the list length the scoring batches used (default ``OMNIFUSE_TOP_K``).
     """
-    settings = load_settings()
+    settings = settings or load_settings()
+    top_k = top_k or settings.top_k
     version = model_version or champion_version(url)
     fused, data = load_model(version, url)  # an unreadable artifact fails here, before anything is touched
     started = time.perf_counter()
@@ -332,7 +334,7 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
             params = {"business_date": business_date, "model_version": version, "top_k": top_k,
                       "max_per_category": fused.rules.max_per_category,
                       "recommend_repeats": settings.recommend_repeats}
-            _copy(cur, "customer_segments", build_segments(cur, business_date, settings.seed))
+            _copy(cur, "customer_segments", build_segments(cur, business_date, settings))
             phases["segments"] = lap()
             for table in FROM_SQL:
                 cur.execute(sql.SQL(warehouse.sql_text(f"mart/{table}.sql")).format(next=_next(table)), params)
@@ -390,10 +392,11 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
     return summary
 
 
-def publish_date(business_date: date, *, url: str | None = None, batch_size: int = BATCH_SIZE,
-                 force: bool = False) -> Published:
+def publish_date(business_date: date, *, url: str | None = None, batch_size: int | None = None,
+                 force: bool = False, settings: Settings | None = None) -> Published:
     """The whole ``omnifuse_publish`` DAG's work in one process (benchmarks and tests): one champion lookup."""
+    settings = settings or load_settings()
     version = champion_version(url)
-    for batch in plan_batches(business_date, version, url, batch_size):
-        score_batch(business_date, batch, version, url=url, batch_size=batch_size)
-    return publish_mart(business_date, model_version=version, force=force, url=url)
+    for batch in plan_batches(business_date, version, url, batch_size, settings=settings):
+        score_batch(business_date, batch, version, url=url, batch_size=batch_size, settings=settings)
+    return publish_mart(business_date, model_version=version, force=force, url=url, settings=settings)

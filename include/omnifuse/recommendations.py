@@ -23,14 +23,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from omnifuse import warehouse
-from omnifuse.config import load_settings
+from omnifuse.config import Settings, load_settings
 from omnifuse.dataset import CHANNELS, Dataset
 from omnifuse.fusion import FusedModel
 
 log = logging.getLogger(__name__)
 
-TOP_K = 20
-BATCH_SIZE = 5000
 #: models whose candidates come from products similar to the customer's own
 SIMILARITY_MODELS = ("item_knn", "ease", "pure_svd", "two_tower")
 
@@ -95,10 +93,12 @@ def customer_count(model_version: str, url: str | None = None) -> int:
         raise _unreadable(model_version, folder / "dataset.npz", exc) from exc
 
 
-def plan_batches(business_date, model_version: str, url: str | None = None,
-                 batch_size: int = BATCH_SIZE) -> list[int]:
+def plan_batches(business_date, model_version: str, url: str | None = None, batch_size: int | None = None, *,
+                 settings: Settings | None = None) -> list[int]:
     """Batch numbers covering ``model_version``'s customers (one mapped scoring task each); forgets the date's
-    rows from an earlier run that had more batches or used another model version."""
+    rows from an earlier run that had more batches or used another model version. ``batch_size``: customers per
+    batch (default ``OMNIFUSE_SCORING_BATCH_SIZE``)."""
+    batch_size = batch_size or (settings or load_settings()).scoring_batch_size
     n = customer_count(model_version, url)
     batches = list(range(max(1, -(-n // batch_size))))
     with warehouse.transaction(url) as cur:
@@ -271,13 +271,20 @@ class BatchScored(TypedDict):
 
 
 def score_batch(business_date, batch: int, model_version: str, *, url: str | None = None,
-                batch_size: int = BATCH_SIZE, top_k: int = TOP_K) -> BatchScored:
-    """Score one batch of ``model_version``'s customers into ``ml.recommendation_batches`` (replacing the batch)."""
+                batch_size: int | None = None, top_k: int | None = None,
+                settings: Settings | None = None) -> BatchScored:
+    """Score one batch of ``model_version``'s customers into ``ml.recommendation_batches`` (replacing the batch).
+
+    ``batch_size`` / ``top_k``: customers per batch and list length (defaults ``OMNIFUSE_SCORING_BATCH_SIZE`` and
+    ``OMNIFUSE_TOP_K``); the batch size must be the one :func:`plan_batches` planned with."""
+    settings = settings or load_settings()
+    batch_size = batch_size or settings.scoring_batch_size
+    top_k = top_k or settings.top_k
     fused, data = load_model(model_version, url)
     users = np.arange(batch * batch_size, min((batch + 1) * batch_size, data.n_users))
     # products the customer bought are left out unless repeat purchases are recommended and the product is
     # one customers buy again (repeat rates learnt from the data)
-    repeats = load_settings().recommend_repeats
+    repeats = settings.recommend_repeats
     exclude = (data.bought().multiply(~data.repeatable[None, :]) if repeats else data.bought()).tocsr()
     with warehouse.transaction(url) as cur:
         cur.execute("select product_id, name, stock from core.products")

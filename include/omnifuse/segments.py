@@ -14,13 +14,14 @@ import pandas as pd
 import psycopg2.extensions
 
 from omnifuse import warehouse
+from omnifuse.config import Settings
 from omnifuse.dataset import CHANNELS
 
-SEGMENTS = 5
 
-
-def segment_customers(activity: pd.DataFrame, previous: dict[str, np.ndarray], seed: int) -> tuple[pd.Series, dict]:
-    """k-means on standardised RFM + channel mix; names matched to yesterday's centroids (Hungarian).
+def segment_customers(activity: pd.DataFrame, previous: dict[str, np.ndarray], seed: int,
+                      segments: int = Settings.segments) -> tuple[pd.Series, dict]:
+    """k-means on standardised RFM + channel mix into ``segments`` clusters (``OMNIFUSE_SEGMENTS``); names
+    matched to yesterday's centroids (Hungarian) when yesterday had as many.
 
     Returns (segment name per activity row, centroids by name)."""
     from scipy.optimize import linear_sum_assignment
@@ -33,7 +34,7 @@ def segment_customers(activity: pd.DataFrame, previous: dict[str, np.ndarray], s
     ])
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
     z = (x - mean) / std
-    k = min(SEGMENTS, len(activity))
+    k = min(segments, len(activity))
     init = np.array(list(previous.values())) if len(previous) == k else "k-means++"
     km = KMeans(n_clusters=k, init=init, n_init=1 if len(previous) == k else 10, random_state=seed).fit(z)
     centroids = km.cluster_centers_
@@ -51,8 +52,8 @@ def segment_customers(activity: pd.DataFrame, previous: dict[str, np.ndarray], s
 def _describe(centroids: np.ndarray) -> dict[int, str]:
     """Human names from raw centroids: value tier + dominant channel (unique by construction of the suffix)."""
     money = centroids[:, 2]
-    tiers = {i: t for i, t in zip(np.argsort(-money), ["top spenders", "regulars", "occasional", "occasional",
-                                                        "occasional"], strict=False)}
+    tiers = {int(i): "top spenders" if n == 0 else "regulars" if n == 1 else "occasional"
+             for n, i in enumerate(np.argsort(-money))}
     out, used = {}, set()
     for i, c in enumerate(centroids):
         channel = CHANNELS[int(np.argmax(c[3:7]))]
@@ -65,8 +66,9 @@ def _describe(centroids: np.ndarray) -> dict[int, str]:
     return out
 
 
-def build_segments(cur: psycopg2.extensions.cursor, business_date: date, seed: int) -> pd.DataFrame:
-    """Today's segment per active customer (rows for ``mart.customer_segments``); stores the centroids in
+def build_segments(cur: psycopg2.extensions.cursor, business_date: date, settings: Settings) -> pd.DataFrame:
+    """Today's segment per active customer (rows for ``mart.customer_segments``: ``settings.segments`` segments,
+    k-means seeded with ``settings.seed``); stores the centroids in
     ``ml.segment_centroids`` so that tomorrow's names match. Reads ``segments/customer_activity.sql`` (usable
     dates only)."""
     cur.execute(warehouse.sql_text("segments/customer_activity.sql"), {"business_date": business_date})
@@ -76,7 +78,7 @@ def build_segments(cur: psycopg2.extensions.cursor, business_date: date, seed: i
     previous = {s: np.array(c) for s, c in cur.fetchall()}
     if activity.empty:
         return activity.assign(segment=[], business_date=[])
-    labels, centroids = segment_customers(activity, previous, seed)
+    labels, centroids = segment_customers(activity, previous, settings.seed, settings.segments)
     cur.execute("delete from ml.segment_centroids where business_date = %s", (business_date,))
     for name, c in centroids.items():
         cur.execute("insert into ml.segment_centroids values (%s, %s, %s)", (business_date, name, c.tolist()))

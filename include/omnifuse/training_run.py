@@ -262,27 +262,28 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
     noise; save the evaluated and the served (refitted) configuration."""
     settings = load_settings()
     seed = settings.seed
+    n_cand = load_training_settings().fusion_candidates
     plan = Plan.load(run_id, url)
     names = tuple(models or BASE_MODELS)
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
     valid, holdout = plan.splits(data)
     learnt = fit_learners(_load_models(plan.artifact_dir / "valid", names), data, valid,
-                          (plan.split_date - EPOCH).days, 50, seed)
+                          (plan.split_date - EPOCH).days, n_cand, seed)
     choice = learnt.choice
     evaluated = _load_models(plan.artifact_dir / "holdout", names)
 
-    cands = candidates(evaluated, holdout.train, holdout.users, holdout.exclude, 50)
+    cands = candidates(evaluated, holdout.train, holdout.users, holdout.exclude, n_cand)
     results = {}
     for variant in VARIANTS:
         recs, _ = rank(cands, variant_scores(variant, cands, learnt.learners.get(variant)), len(holdout.users), TOP_K)
         results[f"fusion_{variant}"] = evaluate(recs, holdout, data.n_items, seed)
-    fused = FusedModel(evaluated, choice, learnt.learners.get(choice))
+    fused = FusedModel(evaluated, choice, learnt.learners.get(choice), n_candidates=n_cand)
     fused_recs, _, _ = fused.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
     results["fused_with_rules"] = evaluate(fused_recs, holdout, data.n_items, seed)
     fused_pc = _ndcg10(fused_recs, holdout)
     singles = {}
     for name in names:
-        single = FusedModel(evaluated, "single", use=[name])
+        single = FusedModel(evaluated, "single", n_candidates=n_cand, use=[name])
         s_recs, _, _ = single.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
         results[f"{name}_with_rules"] = evaluate(s_recs, holdout, data.n_items, seed)
         singles[name] = (_ndcg10(s_recs, holdout), s_recs)
@@ -297,9 +298,9 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
     _write_metrics(url, run_id, "fusion_selection", [(f"ndcg_{v}", 10, x) for v, x in learnt.ndcg.items()],
                    plan.split_date, "validation", None)
     learner = learnt.learners.get(variant) if variant != "single" else None
-    FusedModel(evaluated, variant, learner, use=use).save(plan.artifact_dir / "evaluated")
-    FusedModel(_load_models(plan.artifact_dir / "served", names), variant, learner, use=use).save(
-        plan.artifact_dir / "fused")
+    FusedModel(evaluated, variant, learner, n_candidates=n_cand, use=use).save(plan.artifact_dir / "evaluated")
+    FusedModel(_load_models(plan.artifact_dir / "served", names), variant, learner, n_candidates=n_cand,
+               use=use).save(plan.artifact_dir / "fused")
     selection = Selection(served_model=served_model, variant=variant, use=use, models=list(names),
                           fusion_variant=choice, variant_reason=learnt.reason, reason=why)
     write_file(plan.artifact_dir / "selection.json", json.dumps(selection, indent=1).encode())
