@@ -94,13 +94,14 @@ def plain_sql(url: str, gate: str) -> float:
     """Every expectation of the gate's suites by hand: one aggregate pass per batch (each row-level expectation a
     ``count(*) filter (...)``), plus the catalog, audit, volume-history and channel-mix queries the table-level
     ones need. The baseline a careful engineer would write without GX (no Data Docs, no stored results)."""
-    first, last = rebuilt_dates(DAY)
-    params = {"day": DAY, "late_start": DAY - timedelta(days=load_settings().late_window_days),
+    settings = load_settings()
+    first, last = rebuilt_dates(DAY, settings)
+    params = {"day": DAY, "late_start": DAY - timedelta(days=settings.late_window_days),
               "next_day": DAY + timedelta(days=1), "first": first, "last": last}
     started = time.perf_counter()
     with warehouse.transaction(url) as cur:
         for name in GATES[gate]:
-            suite = load_suite(name)
+            suite = load_suite(name, settings)
             schema, table = batch_table(suite, DAY)
             relation = sql.Identifier(schema, table)
             if suite["batch"] == "rebuilt":

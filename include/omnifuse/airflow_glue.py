@@ -258,6 +258,7 @@ def mask_secrets(context: Mapping[str, Any]) -> None:
 #: Default arguments of every omnifuse DAG. Retries are for transient errors (see :class:`OmnifuseRetryPolicy`);
 #: ``execution_timeout`` is ``OMNIFUSE_TASK_TIMEOUT_S`` (a sensor in reschedule mode times out on its own
 #: ``timeout``, each poke on this one).
+_TASK_TIMEOUT_S = load_timeouts().task_s
 DEFAULT_ARGS: dict = {
     "owner": "data-platform",
     "on_failure_callback": alert_on_failure,
@@ -266,7 +267,7 @@ DEFAULT_ARGS: dict = {
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=30),
-    "execution_timeout": timedelta(seconds=load_timeouts().task_s) if load_timeouts().task_s else None,
+    "execution_timeout": timedelta(seconds=_TASK_TIMEOUT_S) if _TASK_TIMEOUT_S else None,
     "retry_policy": OmnifuseRetryPolicy(),
 }
 #: Retries of a quality gate: a lost connection or lock timeout is retried, a failed expectation is not.

@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 from omnifuse import warehouse
-from omnifuse.config import load_settings
+from omnifuse.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,9 @@ def record_alert(dag_id: str, task_id: str, run_id: str, try_number: int | None,
     return hint
 
 
-def configured_notifier() -> Any:
+def configured_notifier(settings: Settings | None = None) -> Any:
     """``OMNIFUSE_ALERT_NOTIFIER=module:Class`` (an Airflow notifier) with ``OMNIFUSE_ALERT_NOTIFIER_KWARGS`` (JSON)."""
-    settings = load_settings()
+    settings = settings or load_settings()
     spec = settings.alert_notifier
     if not spec:
         return None

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from omnifuse.config import Settings, load_settings
 from omnifuse.dataset import CHANNELS, Dataset
 from omnifuse.evaluate import Split, paired_lower_bound, per_customer
 from omnifuse.models import Recommender, model_class
@@ -77,11 +78,9 @@ class Rules:
     store_boost: float = 0.3
 
     @classmethod
-    def from_settings(cls) -> Rules:
+    def from_settings(cls, settings: Settings | None = None) -> Rules:
         """The rules of a new model: ``OMNIFUSE_MAX_PER_CATEGORY`` and ``OMNIFUSE_STORE_BOOST``."""
-        from omnifuse.config import load_settings
-
-        s = load_settings()
+        s = settings or load_settings()
         return cls(max_per_category=s.max_per_category, store_boost=s.store_boost)
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 import psycopg2.extensions
 
 from omnifuse import warehouse
-from omnifuse.config import load_settings
+from omnifuse.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +189,11 @@ def _copy_map(cur: psycopg2.extensions.cursor, frame: pd.DataFrame, business_dat
     )
 
 
-def resolve_identities(business_date: date, *, url: str | None = None, max_crm_links: int | None = None) -> dict:
+def resolve_identities(business_date: date, *, url: str | None = None, max_crm_links: int | None = None,
+                       settings: Settings | None = None) -> dict:
     """Record the date's observations, recompute the identity map from all evidence, replace
     ``core.identity_map`` and write ``core.identity_runs``, in one transaction. Returns a summary for XCom."""
-    settings = load_settings()
+    settings = settings or load_settings()
     max_links = settings.identity_max_crm_links if max_crm_links is None else max_crm_links
     started = time.perf_counter()
     with warehouse.transaction(url) as cur:

@@ -33,7 +33,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from omnifuse import landing_zone, sources, staging_sql, warehouse
-from omnifuse.config import load_settings
+from omnifuse.config import Settings, load_settings
 from omnifuse.landing import ga4, merchant_center
 from omnifuse.landing_csv import Mapping, apply_mapping, iter_records, load_mapping, parse_record, read_blocks
 from omnifuse.landing_zone import LandingPath, Location
@@ -47,11 +47,11 @@ MANIFEST = "_manifest.json"
 BLOCK_MB_ENV = "OMNIFUSE_INGEST_BLOCK_MB"
 
 
-def block_bytes() -> int:
+def block_bytes(settings: Settings | None = None) -> int:
     """Bytes of a landed file read per step: ``OMNIFUSE_INGEST_BLOCK_MB`` (default 1; at least 64 KiB). Peak memory
     of a load grows with it (about 30x: the block, its lines, their COPY rows), never with the size of the files;
     larger blocks are not faster."""
-    return max(int(load_settings().ingest_block_mb * (1 << 20)), 1 << 16)
+    return max(int((settings or load_settings()).ingest_block_mb * (1 << 20)), 1 << 16)
 
 
 class LandingError(RuntimeError):
@@ -139,10 +139,11 @@ def landed_files(landing_dir: Location, source: Source, business_date: date) -> 
     return sorted(found, key=lambda f: f.relative)
 
 
-def verify_checksum(lf: LandedFile, source: Source, business_date: date) -> None:
-    """Raise :class:`LandingError` when the file's sha256 differs from the manifest's (a partial or swapped file)."""
+def verify_checksum(lf: LandedFile, source: Source, business_date: date, block_size: int | None = None) -> None:
+    """Raise :class:`LandingError` when the file's sha256 differs from the manifest's (a partial or swapped file);
+    reads ``block_size`` bytes at a time (default :func:`block_bytes`)."""
     digest = hashlib.sha256()
-    for block in read_blocks(lf.path, block_bytes()):
+    for block in read_blocks(lf.path, block_size or block_bytes()):
         digest.update(block)
     if digest.hexdigest() != lf.sha256.lower():
         raise LandingError(
@@ -259,10 +260,9 @@ def _copy_text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
 
 
-def _gzip_lines(lf: LandedFile, business_date: date) -> Iterator[list[bytes]]:
-    """The lines of a gzip file, :func:`block_bytes` of it at a time (a line cut by a block's end is carried into
+def _gzip_lines(lf: LandedFile, business_date: date, size: int) -> Iterator[list[bytes]]:
+    """The lines of a gzip file, ``size`` bytes of it at a time (a line cut by a block's end is carried into
     the next); a corrupt or truncated file raises :class:`LandingError` naming it."""
-    size = block_bytes()
     line_no = 0
     carry = b""
     try:
@@ -281,17 +281,19 @@ def _gzip_lines(lf: LandedFile, business_date: date) -> Iterator[list[bytes]]:
         yield [carry]
 
 
-def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad) -> Iterator[bytes]:
+def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad,
+                 block_size: int | None = None) -> Iterator[bytes]:
     """COPY rows (arrival date, file, line no, line, fields, parse error) for a gzip NDJSON file."""
     prefix = f"{business_date.isoformat()}\t{lf.relative}\t".encode()
     line_no = 0
-    for parts in _gzip_lines(lf, business_date):
+    for parts in _gzip_lines(lf, business_date, block_size or block_bytes()):
         yield _rows_from_parts(parts, prefix, line_no)
         line_no += len(parts)
     stats.lines = line_no
 
 
-def _ga4_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLoad) -> Iterator[bytes]:
+def _ga4_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLoad,
+              block_size: int | None = None) -> Iterator[bytes]:
     """COPY rows for a gzip GA4 export file (``format = "ga4"``): one row per item of each interaction event,
     with the native record of ``source`` as ``line`` and the GA4 row's line number as ``_line_no``; a row that
     cannot be expanded lands once, as it came, with its reason in ``_parse_error``. Rows that are not
@@ -322,7 +324,7 @@ def _ga4_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
             records += len(found.records)
         return "".join(out).encode()
 
-    for parts in _gzip_lines(lf, business_date):
+    for parts in _gzip_lines(lf, business_date, block_size or block_bytes()):
         yield rows(parts, line_no)
         line_no += len(parts)
     stats.lines, stats.records = line_no, records
@@ -352,9 +354,9 @@ def _rows_from_parts(parts: list[bytes], prefix: bytes, start: int) -> bytes:
     return b"".join(out)
 
 
-def _decoded_blocks(lf: LandedFile, mapping: Mapping | None) -> Iterator[bytes]:
-    """The file's bytes in blocks of :func:`block_bytes`, as UTF-8 (transcoded from the mapping's encoding)."""
-    blocks = read_blocks(lf.path, block_bytes())
+def _decoded_blocks(lf: LandedFile, mapping: Mapping | None, size: int) -> Iterator[bytes]:
+    """The file's bytes in blocks of ``size``, as UTF-8 (transcoded from the mapping's encoding)."""
+    blocks = read_blocks(lf.path, size)
     if mapping is None or mapping.encoding.lower().replace("-", "") in ("utf8", "utf8sig"):
         yield from blocks
         return
@@ -369,7 +371,7 @@ def _decoded_blocks(lf: LandedFile, mapping: Mapping | None) -> Iterator[bytes]:
 
 
 def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLoad,
-              mapping: Mapping | None = None) -> Iterator[bytes]:
+              mapping: Mapping | None = None, block_size: int | None = None) -> Iterator[bytes]:
     """COPY rows for a CSV file; ``fields`` holds the columns keyed by canonical name.
 
     One row per record (a quoted field may span lines); a UTF-8 BOM is ignored; with a ``mapping`` the
@@ -377,7 +379,7 @@ def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
     is read :func:`block_bytes` at a time: memory does not grow with the file.
     """
     quote = (mapping.quotechar if mapping else '"').encode()
-    blocks = iter_records(_decoded_blocks(lf, mapping), quote)
+    blocks = iter_records(_decoded_blocks(lf, mapping, block_size or block_bytes()), quote)
     first = next(blocks, None)
     if not first:
         raise LandingError(f"{lf.path}: empty file (no header). Ask the sender to re-deliver it.")
@@ -496,10 +498,14 @@ def load_source(
     files: list[LandedFile],
     late_window_days: int,
     mapping: Mapping | None = None,
+    *,
+    settings: Settings,
 ) -> dict[str, object]:
     """Land, type, quarantine and audit one (source, date) inside the caller's transaction (CSV files are
-    read through ``mapping`` when the source has one; ``format = "ga4"`` reads GA4 exports for web/mobile)."""
+    read through ``mapping`` when the source has one; ``format = "ga4"`` reads GA4 exports for web/mobile).
+    ``settings``: the block size files are read by and the staging bounds."""
     started = time.perf_counter()
+    block = block_bytes(settings)
     cur.execute("set local timezone = 'UTC'")
     warehouse.lock(cur, "ingest", source.name, business_date)
     raw_part = _fresh_partition(cur, "raw", source.table, business_date)
@@ -517,14 +523,14 @@ def load_source(
     lines_read = 0
     notes: list[str] = []
     for lf in files:
-        verify_checksum(lf, source, business_date)
+        verify_checksum(lf, source, business_date, block)
         stats = FileLoad()
         if mapping is not None and mapping.format == "ga4":
-            rows = _ga4_rows(lf, source, business_date, stats)
+            rows = _ga4_rows(lf, source, business_date, stats, block)
         elif source.fmt == "ndjson":
-            rows = _ndjson_rows(lf, business_date, stats)
+            rows = _ndjson_rows(lf, business_date, stats, block)
         else:
-            rows = _csv_rows(lf, source, business_date, stats, mapping)
+            rows = _csv_rows(lf, source, business_date, stats, mapping, block)
         ahead = produced_ahead(rows)
         stream = ChunkStream(ahead)
         try:
@@ -561,7 +567,7 @@ def load_source(
     # only hashes every parsed line for no hit
     cur.execute("set local enable_memoize = off")
     cur.execute(staging_sql.statement(source),
-                {"business_date": business_date, "late_window_days": late_window_days, **staging_params()})
+                {"business_date": business_date, "late_window_days": late_window_days, **staging_params(settings)})
     rows_staged, duplicates, by_reason = cur.fetchone()
     if target_table.endswith("_snapshots"):  # the day's catalog (and CRM) that the event sources join
         cur.execute(sql.SQL("analyze {}").format(_partition(target_schema, target_table, business_date)))
@@ -608,11 +614,12 @@ def ingest_source(
     landing_dir: Location | None = None,
     url: str | None = None,
     late_window_days: int | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, object]:
     """Load one source for one business date in one transaction; returns a small summary for XCom.
 
     ``landing_dir`` (default ``OMNIFUSE_LANDING_DIR``) is a local folder or a URL of object storage."""
-    settings = load_settings()
+    settings = settings or load_settings()
     source = sources.get(source_name)
     landing = landing_zone.resolve(landing_dir if landing_dir else settings.landing_dir, settings.landing_conn_id)
     files = landed_files(landing, source, business_date)
@@ -627,6 +634,6 @@ def ingest_source(
                 f"{source.name}.toml, then clear the task."
             )
     with warehouse.transaction(url) as cur:
-        summary = load_source(cur, source, business_date, files, window, mapping)
+        summary = load_source(cur, source, business_date, files, window, mapping, settings=settings)
     log.info("%s %s: %s", source.name, business_date, summary)
     return summary

@@ -17,7 +17,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from omnifuse import warehouse
-from omnifuse.config import load_settings
+from omnifuse.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,13 @@ def build_interactions(
     url: str | None = None,
     reattribution_days: int | None = None,
     late_window_days: int | None = None,
+    settings: Settings | None = None,
 ) -> dict:
     """Rebuild the window's partitions of ``core.interactions``; returns a summary (per date counts) for XCom.
 
     Raises when a partition's staged rows do not reconcile with built + quarantined rows (a bug, rolled back).
     """
-    settings = load_settings()
+    settings = settings or load_settings()
     window = rebuild_window(
         business_date,
         settings.reattribution_days if reattribution_days is None else reattribution_days,

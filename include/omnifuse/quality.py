@@ -62,7 +62,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from omnifuse import warehouse
-from omnifuse.config import load_settings
+from omnifuse.config import Settings, load_settings
 from omnifuse.rules import resolve
 
 log = logging.getLogger(__name__)
@@ -124,12 +124,12 @@ def _counted_rows() -> type:
     return ExpectNoUnexpectedRows
 
 
-def suites_dir() -> Path:
-    return load_settings().home / "include" / "gx" / "suites"
+def suites_dir(settings: Settings) -> Path:
+    return settings.home / "include" / "gx" / "suites"
 
 
-def load_suite(name: str) -> dict:
-    path = suites_dir() / f"{name}.json"
+def load_suite(name: str, settings: Settings | None = None) -> dict:
+    path = suites_dir(settings or load_settings()) / f"{name}.json"
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -147,20 +147,20 @@ def batch_table(suite: dict, business_date: date) -> tuple[str, str]:
     return schema, table
 
 
-def rebuilt_dates(business_date: date) -> tuple[date, date]:
+def rebuilt_dates(business_date: date, settings: Settings | None = None) -> tuple[date, date]:
     """First and last event date of ``core.interactions`` that the run of ``business_date`` rebuilt."""
     from omnifuse.interactions import rebuild_window
 
-    settings = load_settings()
+    settings = settings or load_settings()
     window = rebuild_window(business_date, settings.reattribution_days, settings.late_window_days)
     return window[0], window[-1]
 
 
-def batch_query(cur, suite: dict, business_date: date) -> str | None:
+def batch_query(cur, suite: dict, business_date: date, settings: Settings) -> str | None:
     """The SQL a ``rebuilt`` batch validates (None for the other batch kinds)."""
     if suite["batch"] != "rebuilt":
         return None
-    first, last = rebuilt_dates(business_date)
+    first, last = rebuilt_dates(business_date, settings)
     schema, table = suite["table"].split(".")
     query = sql.SQL("select * from {} where event_date between {} and {}").format(
         sql.Identifier(schema, table), sql.Literal(first.isoformat()), sql.Literal(last.isoformat()))
@@ -180,16 +180,17 @@ def _volume_history(cur, kind: str, business_date: date) -> list[int]:
 
 
 def build_checks(
-    cur: psycopg2.extensions.cursor, suite: dict, business_date: date, late_window_days: int
+    cur: psycopg2.extensions.cursor, suite: dict, business_date: date, settings: Settings
 ) -> list[Check]:
-    """Turn a suite's JSON into GX expectations, filling our four expectation types from the warehouse."""
+    """Turn a suite's JSON into GX expectations, filling our four expectation types from the warehouse (bounds
+    named by a rule from ``settings``, the late window ``settings.late_window_days``)."""
     import great_expectations.expectations as gxe
 
     conn = cur.connection
     checks = []
     for spec in suite["expectations"]:
         kind, severity = spec["type"], spec["severity"]
-        kwargs = resolve(dict(spec.get("kwargs", {})))
+        kwargs = resolve(dict(spec.get("kwargs", {})), settings)
         if severity not in SEVERITY:
             raise ValueError(f"{suite['table']}: severity must be error or warn, not {severity!r}")
         column = kwargs.get("column")
@@ -251,7 +252,7 @@ def build_checks(
                 f"p{round(100 * float(kwargs.get('quantile', 0.99)))}")
             name = f"trailing_outliers({column})"
         elif kind == "fresh_events":
-            start = business_date - timedelta(days=late_window_days)
+            start = business_date - timedelta(days=settings.late_window_days)
             if suite["table"] == "core.interactions":  # a partition of one event date
                 start = business_date
             # "local": the column is a local time without zone (a till's day is the store's local day)
@@ -323,7 +324,7 @@ def _rows(result: dict) -> list:
 
 
 def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: str = "manual",
-             raise_on_error: bool = True) -> dict:
+             raise_on_error: bool = True, settings: Settings | None = None) -> dict:
     """Validate the gate's suites for the business date (the date the run owns: the staging gate reads its
     arrival-date partitions, the core gate the event dates it rebuilt), record ``ops.dq_results``, build Data Docs.
 
@@ -331,8 +332,8 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
     """
     import great_expectations as gx
 
-    settings = load_settings()
-    url = url or warehouse.warehouse_url()
+    settings = settings or load_settings()
+    url = url or warehouse.warehouse_url(settings)
     started = time.perf_counter()
     docs_dir = settings.state_dir / "data_docs" / gate / business_date.isoformat()
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -357,14 +358,14 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
     definitions = []
     with warehouse.transaction(url) as cur:
         for name in GATES[gate]:
-            suite_spec = load_suite(name)
+            suite_spec = load_suite(name, settings)
             schema, table = batch_table(suite_spec, business_date)
             cur.execute("select to_regclass(%s)", (f"{schema}.{table}",))
             if cur.fetchone()[0] is None:
                 raise QualityGateError(
                     f"{gate} gate {business_date}: {schema}.{table} does not exist — the load for this date has "
                     "not run. Run omnifuse_ingest for the date first.")
-            query = batch_query(cur, suite_spec, business_date)
+            query = batch_query(cur, suite_spec, business_date, settings)
             asset: Any
             if query is not None:
                 asset = query_source.add_query_asset(name=name, query=query)
@@ -373,7 +374,7 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
             suite = context.suites.add(gx.ExpectationSuite(name=name, notes=suite_spec.get("description")))
             checks_by_suite[name] = [
                 replace(check, expectation=suite.add_expectation(check.expectation))
-                for check in build_checks(cur, suite_spec, business_date, settings.late_window_days)
+                for check in build_checks(cur, suite_spec, business_date, settings)
             ]
             batches[name] = asset.add_batch_definition_whole_table("date")
             definitions.append(context.validation_definitions.add(gx.ValidationDefinition(

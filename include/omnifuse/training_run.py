@@ -36,10 +36,10 @@ import numpy as np
 
 from omnifuse import registry, warehouse
 from omnifuse.artifacts import read_file, write_file
-from omnifuse.config import Settings, load_settings, load_training_settings
+from omnifuse.config import Settings, TrainingSettings, load_settings, load_training_settings
 from omnifuse.dataset import Dataset, load_dataset
 from omnifuse.evaluate import KS, Split, evaluate, make_split, per_customer, size_window
-from omnifuse.fusion import VARIANTS, FusedModel, candidates, choose_served, fit_learners, rank, variant_scores
+from omnifuse.fusion import VARIANTS, FusedModel, Rules, candidates, choose_served, fit_learners, rank, variant_scores
 from omnifuse.models import BASE_MODELS, Recommender, model_class
 from omnifuse.registry import GateDecision
 from omnifuse.tuning import record_trials, tune
@@ -72,9 +72,9 @@ class Plan:
             raise LookupError(f"no training run {run_id} in ml.training_runs; run prepare_training first")
         return cls(run_id, row[0], row[1], row[2], row[3], Path(row[4]))
 
-    def splits(self, data: Dataset, protocol: str = "new") -> tuple[Split, Split]:
+    def splits(self, data: Dataset, settings: Settings, protocol: str = "new") -> tuple[Split, Split]:
         """(validation split, holdout split), excluding what publishing excludes (``OMNIFUSE_RECOMMEND_REPEATS``)."""
-        repeats = load_settings().recommend_repeats
+        repeats = settings.recommend_repeats
         valid = make_split(data.before(self.split_date), self.valid_date, self.split_date - timedelta(days=1),
                            protocol, repeats)
         holdout = make_split(data, self.split_date, self.business_date, protocol, repeats)
@@ -92,10 +92,9 @@ def _check_quality(business_date: date, url: str | None) -> None:
             f'{{"business_date": "{business_date}"}}.')
 
 
-def _size(data: Dataset, business_date: date, settings: Settings) -> tuple[int, int]:
+def _size(data: Dataset, business_date: date, settings: Settings, ts: TrainingSettings) -> tuple[int, int]:
     """(holdout days, validation days) reaching the labelled-customer target, bounded by the settings and so
     that at least a third of the window stays for training."""
-    ts = load_training_settings()
     first = EPOCH + timedelta(days=int(data.day.min())) if len(data.day) else business_date
     span = (business_date - first).days + 1
     h_max = max(settings.holdout_days, min(ts.holdout_max_days, span // 3))
@@ -121,15 +120,17 @@ class PreparedRun(TypedDict):
 
 
 def prepare_training(business_date: date, *, url: str | None = None, require_quality: bool = True,
-                     tag: str | None = None) -> PreparedRun:
+                     tag: str | None = None, settings: Settings | None = None,
+                     training: TrainingSettings | None = None) -> PreparedRun:
     """Check the gates, load the data window, size the holdout and validation slices, save the dataset and
     record a new run version in ``ml.training_runs`` (earlier runs of the date are kept)."""
-    settings = load_settings()
+    settings = settings or load_settings()
+    training = training or load_training_settings()
     if require_quality:
         _check_quality(business_date, url)
     train_start = business_date - timedelta(days=settings.train_days)
     data = load_dataset(train_start, business_date, url).with_learned_repeatable()
-    h, v = _size(data, business_date, settings)
+    h, v = _size(data, business_date, settings, training)
     split = business_date - timedelta(days=h - 1)
     valid_date = split - timedelta(days=v)
     if not len(data.user) or not (data.day >= (split - EPOCH).days).any():
@@ -144,7 +145,7 @@ def prepare_training(business_date: date, *, url: str | None = None, require_qua
         run_id = base if version == 1 else f"{base}_v{version}"
         folder = settings.model_store / "runs" / run_id
         plan = Plan(run_id, business_date, split, valid_date, train_start, folder)
-        valid, holdout = plan.splits(data)
+        valid, holdout = plan.splits(data, settings)
         if not len(holdout.users) or not len(valid.users):
             raise RuntimeError(
                 f"retrain {business_date}: no customer with a purchase in the holdout {split}..{business_date} "
@@ -192,15 +193,17 @@ class TrainedModel(TypedDict):
     ndcg: dict[str, float]  # "@10", "@20": holdout NDCG at that cut-off
 
 
-def train_model(run_id: str, name: str, *, url: str | None = None, budget_s: float | None = None) -> TrainedModel:
+def train_model(run_id: str, name: str, *, url: str | None = None, budget_s: float | None = None,
+                settings: Settings | None = None, training: TrainingSettings | None = None) -> TrainedModel:
     """Tune one base model on the validation slice, fit it before T (evaluated on the holdout) and on the whole
     window up to D (served); save the three fits; store metrics (new items and repeat purchases) and trials."""
+    settings = settings or load_settings()
     plan = Plan.load(run_id, url)
-    seed = load_settings().seed
+    seed = settings.seed
     if budget_s is None:
-        budget_s = load_training_settings().tuning_budget_s / len(BASE_MODELS)
+        budget_s = (training or load_training_settings()).tuning_budget_s / len(BASE_MODELS)
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
-    valid, holdout = plan.splits(data)
+    valid, holdout = plan.splits(data, settings)
     tuned, trials = tune(name, valid, seed, budget_s)
     tuned.save(plan.artifact_dir / "valid" / name)
     params = dict(tuned.params)
@@ -213,7 +216,7 @@ def train_model(run_id: str, name: str, *, url: str | None = None, budget_s: flo
     recs, _ = model.recommend(holdout.train, holdout.users, TOP_K, exclude=holdout.exclude)
     metrics = evaluate(recs, holdout, data.n_items, seed)
     _write_metrics(url, run_id, name, metrics, plan.split_date, "holdout", fit_s)
-    _, repeat = plan.splits(data, "repeat")
+    _, repeat = plan.splits(data, settings, "repeat")
     r_recs, _ = model.recommend(repeat.train, repeat.users, TOP_K, exclude=repeat.exclude)
     _write_metrics(url, run_id, name, evaluate(r_recs, repeat, data.n_items, seed), plan.split_date,
                    "holdout_repeat", None)
@@ -256,17 +259,19 @@ class FusionSummary(TypedDict):
     holdout_ndcg10: dict[str, float]  # per model, variant and served configuration
 
 
-def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] | None = None) -> FusionSummary:
+def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] | None = None,
+                settings: Settings | None = None, training: TrainingSettings | None = None) -> FusionSummary:
     """Choose the fusion variant on the validation slice; score every variant, the fusion with rules and each
     single model with rules on the holdout; serve the fusion only if it beats the best single model beyond the
     noise; save the evaluated and the served (refitted) configuration."""
-    settings = load_settings()
+    settings = settings or load_settings()
     seed = settings.seed
-    n_cand = load_training_settings().fusion_candidates
+    n_cand = (training or load_training_settings()).fusion_candidates
+    rules = Rules.from_settings(settings)
     plan = Plan.load(run_id, url)
     names = tuple(models or BASE_MODELS)
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
-    valid, holdout = plan.splits(data)
+    valid, holdout = plan.splits(data, settings)
     learnt = fit_learners(_load_models(plan.artifact_dir / "valid", names), data, valid,
                           (plan.split_date - EPOCH).days, n_cand, seed)
     choice = learnt.choice
@@ -277,13 +282,13 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
     for variant in VARIANTS:
         recs, _ = rank(cands, variant_scores(variant, cands, learnt.learners.get(variant)), len(holdout.users), TOP_K)
         results[f"fusion_{variant}"] = evaluate(recs, holdout, data.n_items, seed)
-    fused = FusedModel(evaluated, choice, learnt.learners.get(choice), n_candidates=n_cand)
+    fused = FusedModel(evaluated, choice, learnt.learners.get(choice), rules=rules, n_candidates=n_cand)
     fused_recs, _, _ = fused.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
     results["fused_with_rules"] = evaluate(fused_recs, holdout, data.n_items, seed)
     fused_pc = _ndcg10(fused_recs, holdout)
     singles = {}
     for name in names:
-        single = FusedModel(evaluated, "single", n_candidates=n_cand, use=[name])
+        single = FusedModel(evaluated, "single", rules=rules, n_candidates=n_cand, use=[name])
         s_recs, _, _ = single.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
         results[f"{name}_with_rules"] = evaluate(s_recs, holdout, data.n_items, seed)
         singles[name] = (_ndcg10(s_recs, holdout), s_recs)
@@ -298,9 +303,10 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
     _write_metrics(url, run_id, "fusion_selection", [(f"ndcg_{v}", 10, x) for v, x in learnt.ndcg.items()],
                    plan.split_date, "validation", None)
     learner = learnt.learners.get(variant) if variant != "single" else None
-    FusedModel(evaluated, variant, learner, n_candidates=n_cand, use=use).save(plan.artifact_dir / "evaluated")
-    FusedModel(_load_models(plan.artifact_dir / "served", names), variant, learner, n_candidates=n_cand,
-               use=use).save(plan.artifact_dir / "fused")
+    FusedModel(evaluated, variant, learner, rules=rules, n_candidates=n_cand, use=use).save(
+        plan.artifact_dir / "evaluated")
+    FusedModel(_load_models(plan.artifact_dir / "served", names), variant, learner, rules=rules,
+               n_candidates=n_cand, use=use).save(plan.artifact_dir / "fused")
     selection = Selection(served_model=served_model, variant=variant, use=use, models=list(names),
                           fusion_variant=choice, variant_reason=learnt.reason, reason=why)
     write_file(plan.artifact_dir / "selection.json", json.dumps(selection, indent=1).encode())
@@ -318,18 +324,19 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
 
 
 def gate_champion(run_id: str, *, url: str | None = None, margin: float | None = None,
-                  force: bool | None = None) -> GateDecision:
+                  force: bool | None = None, settings: Settings | None = None,
+                  training: TrainingSettings | None = None) -> GateDecision:
     """Register the run's served configuration and decide: promote to champion, or keep the champion and say
     why (:mod:`omnifuse.registry`). Idempotent: a retried gate returns the decision already recorded."""
     done = registry.existing(url, run_id)
     if done is not None:
         return done
-    settings = load_settings()
+    settings = settings or load_settings()
     margin = settings.gate_margin if margin is None else margin
-    forced = load_training_settings().force_champion if force is None else bool(force)
+    forced = (training or load_training_settings()).force_champion if force is None else bool(force)
     plan = Plan.load(run_id, url)
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
-    _, holdout = plan.splits(data)
+    _, holdout = plan.splits(data, settings)
     selection: Selection = json.loads(read_file(plan.artifact_dir / "selection.json"))
     served = FusedModel.load(plan.artifact_dir / "evaluated")
     recs, _, _ = served.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
@@ -391,11 +398,15 @@ class RetrainSummary(TypedDict):
 
 def retrain(business_date: date, *, url: str | None = None, require_quality: bool = True,
             models: tuple[str, ...] | None = None, tag: str | None = None,
-            force: bool | None = None) -> RetrainSummary:
+            force: bool | None = None, settings: Settings | None = None,
+            training: TrainingSettings | None = None) -> RetrainSummary:
     """The whole ``omnifuse_retrain`` DAG's work in one process (benchmarks and tests)."""
-    prep = prepare_training(business_date, url=url, require_quality=require_quality, tag=tag)
+    settings = settings or load_settings()
+    training = training or load_training_settings()
+    prep = prepare_training(business_date, url=url, require_quality=require_quality, tag=tag, settings=settings,
+                            training=training)
     names = tuple(models or BASE_MODELS)
-    trained = {n: train_model(prep["run_id"], n, url=url) for n in names}
-    fused = fuse_models(prep["run_id"], url=url, models=names)
-    gate = gate_champion(prep["run_id"], url=url, force=force)
+    trained = {n: train_model(prep["run_id"], n, url=url, settings=settings, training=training) for n in names}
+    fused = fuse_models(prep["run_id"], url=url, models=names, settings=settings, training=training)
+    gate = gate_champion(prep["run_id"], url=url, force=force, settings=settings, training=training)
     return RetrainSummary(prepare=prep, train=trained, fuse=fused, gate=gate)

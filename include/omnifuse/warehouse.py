@@ -26,7 +26,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from omnifuse.config import WAREHOUSE_CONN_ID, Settings, load_settings, load_timeouts
+from omnifuse.config import WAREHOUSE_CONN_ID, Settings, Timeouts, load_settings, load_timeouts
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,8 @@ def airflow_sql_alchemy_conn(settings: Settings | None = None) -> str:
     return f"postgresql+psycopg2://postgres:@/{AIRFLOW_DB}?host={quote(str(_socket_dir(settings)))}"
 
 
-def session_options() -> str:
+def session_options(timeouts: Timeouts) -> str:
     """libpq ``options`` giving every warehouse session its statement and lock timeouts (``config.Timeouts``)."""
-    timeouts = load_timeouts()
     return f"-c statement_timeout={timeouts.statement_s * 1000} -c lock_timeout={timeouts.lock_s * 1000}"
 
 
@@ -175,7 +174,8 @@ def connect(url: str | None = None) -> psycopg2.extensions.connection:
     """A new psycopg2 connection to the warehouse (not autocommit), with connect, statement and lock timeouts:
     a dead server or a blocking lock fails the task with an error its retry policy treats as transient."""
     timeouts = load_timeouts()
-    return psycopg2.connect(url or warehouse_url(), connect_timeout=timeouts.connect_s, options=session_options())
+    return psycopg2.connect(url or warehouse_url(), connect_timeout=timeouts.connect_s,
+                            options=session_options(timeouts))
 
 
 @contextlib.contextmanager
@@ -409,10 +409,11 @@ def role_name(value: str, setting: str) -> str:
     return value
 
 
-def bi_url(url: str | None = None) -> str:
+def bi_url(url: str | None = None, settings: Settings | None = None) -> str:
     """The warehouse as the read-only BI role (what the omnifuse view in the Airflow UI queries through)."""
-    role, password = bi_credentials()
-    return psycopg2.extensions.make_dsn(url or warehouse_url(), user=role, password=password)
+    settings = settings or load_settings()
+    role, password = bi_credentials(settings)
+    return psycopg2.extensions.make_dsn(url or warehouse_url(settings), user=role, password=password)
 
 
 def bi_credentials(settings: Settings | None = None) -> tuple[str, str]:
