@@ -37,11 +37,18 @@ file is missing, truncated or corrupt: ask for a re-delivery, then clear the tas
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, PokeReturnValue, dag, get_current_context, task
-from omnifuse.airflow_glue import CORE_INTERACTIONS, GATE_RETRIES, dag_defaults, interactions_event_extra
+from omnifuse.airflow_glue import (
+    CORE_INTERACTIONS,
+    GATE_RETRIES,
+    announce,
+    dag_defaults,
+    interactions_event_extra,
+    run_business_date,
+)
 from omnifuse.config import load_settings
 
 SETTINGS = load_settings()
@@ -51,14 +58,6 @@ EVENT_LOADS = {
     "social": "load_social_interactions",
     "store": "load_store_sales",
 }
-
-
-def _business_date() -> date:
-    from omnifuse.airflow_glue import business_date_for
-
-    ctx = get_current_context()
-    run = ctx["dag_run"]
-    return business_date_for(run.conf, ctx.get("data_interval_start"), ctx.get("logical_date"))
 
 
 def _wait_for(folder: str) -> Any:
@@ -73,7 +72,7 @@ def _wait_for(folder: str) -> Any:
     def wait() -> PokeReturnValue:
         from omnifuse.ingest import manifest_file
 
-        manifest = manifest_file(SETTINGS.landing_dir, folder, _business_date())
+        manifest = manifest_file(SETTINGS.landing_dir, folder, run_business_date())
         ready = manifest.is_file()
         if not ready:
             print(f"waiting for {manifest}")
@@ -87,7 +86,7 @@ def _load(task_id: str, source_names: tuple[str, ...], doc: str) -> Any:
     def load() -> list[dict]:
         from omnifuse.ingest import ingest_source
 
-        day = _business_date()
+        day = run_business_date()
         summaries = []
         for name in source_names:
             summary = ingest_source(name, day, landing_dir=SETTINGS.landing_dir)
@@ -129,7 +128,7 @@ def omnifuse_ingest() -> None:
     def report_load() -> dict:
         from omnifuse.report import load_report
 
-        return load_report(_business_date())
+        return load_report(run_business_date())
 
     @task(doc_md="Records the day's identifiers (`core.identity_observations`) and recomputes "
           "`core.identity_map` from all evidence: CRM statements and logins, with guards against shared devices "
@@ -137,7 +136,7 @@ def omnifuse_ingest() -> None:
     def resolve_identities() -> dict:
         from omnifuse.identity import resolve_identities as resolve
 
-        return resolve(_business_date())
+        return resolve(run_business_date())
 
     @task(doc_md="Rebuilds the event-date partitions of `core.interactions` from the business date back "
           "`OMNIFUSE_REATTRIBUTION_DAYS` days (late events, re-attribution of anonymous events after a login). "
@@ -145,15 +144,14 @@ def omnifuse_ingest() -> None:
     def build_interactions() -> dict:
         from omnifuse.interactions import build_interactions as build
 
-        return build(_business_date())
+        return build(run_business_date())
 
     @task(outlets=[CORE_INTERACTIONS],
           doc_md="Announces the fresh `core.interactions` as an Asset event (extra: `business_date`, the "
           "`event_dates` rebuilt, their `rows` and `quarantined`); "
           "`omnifuse_retrain` is scheduled on it. Runs only when every upstream task and gate succeeded.")
     def emit_interactions(built: dict) -> dict:
-        ctx = get_current_context()
-        ctx["outlet_events"][CORE_INTERACTIONS].extra = interactions_event_extra(built)
+        announce(CORE_INTERACTIONS, interactions_event_extra(built))
         return built
 
     def _gate(gate: str, doc: str) -> Any:
@@ -161,7 +159,7 @@ def omnifuse_ingest() -> None:
         def validate() -> dict:
             from omnifuse.quality import run_gate
 
-            return run_gate(gate, _business_date(), run_id=get_current_context()["run_id"])
+            return run_gate(gate, run_business_date(), run_id=get_current_context()["run_id"])
 
         return validate()
 
