@@ -14,8 +14,6 @@ from omnifuse import landing_zone
 #: Airflow connection id that, when defined, points the pipeline at an external warehouse.
 WAREHOUSE_CONN_ID = "omnifuse_warehouse"
 
-#: Channels whose event files are ingested every day, in load order.
-EVENT_CHANNELS: tuple[str, ...] = ("web", "mobile", "social", "store")
 #: Daily snapshot sources that land in ``core``.
 SNAPSHOT_SOURCES: tuple[str, ...] = ("catalog", "crm")
 

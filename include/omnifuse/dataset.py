@@ -36,12 +36,13 @@ import scipy.sparse as sp
 from psycopg2 import sql
 
 from omnifuse import warehouse
-from omnifuse.config import EVENT_CHANNELS
+from omnifuse.sources import EVENT_CHANNELS
 
 #: How much each kind of event says about what a customer wants.
 EVENT_WEIGHTS = {"view": 1.0, "click": 1.5, "like": 2.0, "comment": 2.0, "share": 3.0, "review": 3.0,
                  "add_to_cart": 4.0, "purchase": 8.0}
-#: Interaction channels, in the order of ``Dataset.channel`` codes (one home: :data:`omnifuse.config.EVENT_CHANNELS`).
+#: Interaction channels, in the order of ``Dataset.channel`` codes (one home: the event sources,
+#: :data:`omnifuse.sources.EVENT_CHANNELS`).
 CHANNELS = EVENT_CHANNELS
 PRICE_BANDS = np.array([10.0, 25.0, 50.0, 100.0, 250.0])
 

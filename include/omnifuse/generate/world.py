@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from omnifuse.config import EVENT_CHANNELS
 from omnifuse.generate.writers import write_csv, write_gzip_lines, write_lines, write_manifest
+from omnifuse.sources import EVENT_CHANNELS
 
 CATEGORIES = [
     "electronics", "home", "kitchen", "fashion", "shoes", "beauty",

@@ -35,6 +35,7 @@ class Source:
     columns: tuple[str, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)
     former_names: tuple[str, ...] = ()
+    channel: str | None = None  # the interaction channel its rows become (event sources only)
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -52,6 +53,8 @@ def _registry() -> dict[str, Source]:
 
 
 REGISTRY: dict[str, Source] = _registry()
+#: The interaction channels, in the order of ``Dataset.channel`` codes: derived from the event sources (one home).
+EVENT_CHANNELS: tuple[str, ...] = tuple(dict.fromkeys(s.channel for s in REGISTRY.values() if s.channel))
 
 
 def get(name: str) -> Source:

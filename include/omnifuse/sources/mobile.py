@@ -11,6 +11,7 @@ from omnifuse.sources import Source
 SOURCES = (
     Source(
         name="mobile",
+        channel="mobile",
         folder="mobile",
         patterns=("events*.json.gz",),
         fmt="ndjson",

@@ -7,6 +7,7 @@ from omnifuse.sources import Source
 SOURCES = (
     Source(
         name="social",
+        channel="social",
         folder="social",
         patterns=("interactions*.csv",),
         fmt="csv",

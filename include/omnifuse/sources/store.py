@@ -7,6 +7,7 @@ from omnifuse.sources import Source
 SOURCES = (
     Source(
         name="store",
+        channel="store",
         folder="store",
         patterns=("pos*.csv",),
         fmt="csv",

@@ -11,6 +11,7 @@ from omnifuse.sources import Source
 SOURCES = (
     Source(
         name="web",
+        channel="web",
         folder="web",
         patterns=("events*.ndjson.gz",),
         fmt="ndjson",
