@@ -22,14 +22,15 @@ def audit_rows(business_dates: list[date] | None = None, url: str | None = None)
 
 def format_audit(rows: list[dict[str, Any]]) -> str:
     """A fixed-width table: channel, date, files, lines, staged, quarantined (by reason), duplicates."""
-    header = (f"{'date':<10}  {'channel':<9} {'files':>5} {'lines':>9} {'staged':>9} {'quarant.':>8} "
+    width = max([len("channel"), *(len(r["channel"]) for r in rows)])
+    header = (f"{'date':<10}  {'channel':<{width}} {'files':>5} {'lines':>9} {'staged':>9} {'quarant.':>8} "
               f"{'dups':>8}  reasons")
     out = [header, "-" * len(header)]
     for r in rows:
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(dict(r["quarantine_by_reason"]).items())) or "-"
         out.append(
-            f"{r['business_date']!s:<10}  {r['channel']:<9} {r['files']:>5} {r['lines_read']:>9} {r['rows_staged']:>9} "
-            f"{r['rows_quarantined']:>8} {r['duplicates_dropped']:>8}  {reasons}"
+            f"{r['business_date']!s:<10}  {r['channel']:<{width}} {r['files']:>5} {r['lines_read']:>9} "
+            f"{r['rows_staged']:>9} {r['rows_quarantined']:>8} {r['duplicates_dropped']:>8}  {reasons}"
         )
     return "\n".join(out)
 

@@ -33,3 +33,14 @@ def test_library_output_goes_to_the_log_and_only_the_summary_to_the_terminal(tmp
     for line in ("a task's print", "a GX warning", "a deprecation", "absl: written by C++", "traceback-like"):
         assert line in written, line
     assert "summary line" not in written
+
+
+def test_the_load_audit_table_stays_aligned_for_long_source_names():
+    from omnifuse.report import format_audit
+
+    row = {"business_date": "2010-11-01", "files": 1, "lines_read": 12, "rows_staged": 11, "rows_quarantined": 1,
+           "duplicates_dropped": 0, "quarantine_by_reason": {"invalid_price": 1}}
+    lines = format_audit([{**row, "channel": "store_locations"}, {**row, "channel": "web"}]).splitlines()
+    # the numbers end where their header does, whatever the longest channel name
+    lines_end = lines[0].index("lines") + len("lines")
+    assert lines[2].index("12") + 2 == lines[3].index("12") + 2 == lines_end
