@@ -99,9 +99,9 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 def _cmd_manifest(args: argparse.Namespace) -> int:
     from omnifuse.manifest import write_manifest
 
-    for folder in args.folders:
-        body = write_manifest(Path(folder))
-        print(f"{Path(folder) / '_manifest.json'}: {len(body['files'])} files, "
+    for folder in args.folders:  # a local folder or an object-storage URL (s3://conn_id@bucket/landing/web/<date>)
+        body = write_manifest(folder)
+        print(f"{folder.rstrip('/')}/_manifest.json: {len(body['files'])} files, "
               f"{sum(int(f['data_lines']) for f in body['files']):,} data lines")
     return 0
 
@@ -269,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_backfill)
 
     p = sub.add_parser("manifest", help="write _manifest.json for landing folders assembled by hand")
-    p.add_argument("folders", nargs="+", help="landing folders, e.g. landing/store/2024-03-01")
+    p.add_argument("folders", nargs="+", help="landing folders, e.g. landing/store/2024-03-01 or "
+                   "s3://conn_id@bucket/landing/store/2024-03-01")
     p.set_defaults(func=_cmd_manifest)
 
     p = sub.add_parser("demo", help="generate a world and run the real DAGs on it, then print a summary")

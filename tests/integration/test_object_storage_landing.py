@@ -247,3 +247,26 @@ def test_the_ingest_dag_waits_for_and_loads_a_landing_zone_on_s3(tiny_world, s3,
         assert staged == truth[channel]["expected"]["rows_staged"]
         assert reasons == truth[channel]["expected"]["rows_quarantined_by_reason"]
     assert built > 0
+
+
+def test_the_manifest_command_writes_a_manifest_into_a_bucket_folder(tiny_world, s3, capsys, tmp_path):
+    """A folder assembled by hand in the bucket gets its manifest from ``omnifuse manifest s3://…``: the same
+    body as the same files in a local folder get."""
+    import shutil
+
+    from omnifuse.cli import main
+    from omnifuse.manifest import write_manifest
+
+    local = tmp_path / "store" / DAY1.isoformat()
+    local.mkdir(parents=True)
+    for p in sorted((tiny_world / "store" / DAY1.isoformat()).iterdir()):
+        if p.name != "_manifest.json":
+            shutil.copy(p, local / p.name)
+            s3.client.upload_file(str(p), BUCKET, f"by-hand/store/{DAY1.isoformat()}/{p.name}")
+    url = f"s3://{CONN_ID}@{BUCKET}/by-hand/store/{DAY1.isoformat()}"
+    assert main(["manifest", url]) == 0
+    files = len(list(local.iterdir()))
+    assert f"{url}/_manifest.json: {files} files" in capsys.readouterr().out
+    key = f"by-hand/store/{DAY1.isoformat()}/_manifest.json"
+    written = json.loads(s3.client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert files >= 1 and written == write_manifest(local)
