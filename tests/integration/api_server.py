@@ -29,6 +29,15 @@ def http(url: str, *, data: dict | None = None, token: str | None = None,
         return err.code, err.read().decode()
 
 
+def stop(proc: subprocess.Popen, timeout: float) -> None:
+    """Terminate ``proc``, and kill it if it has not exited within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @contextmanager
 def api_server(airflow: Path, env: dict[str, str], home: Path) -> Iterator[str]:
     """Start ``airflow api-server`` on a free local port with ``env``, wait until it answers, yield its base URL;
@@ -53,9 +62,5 @@ def api_server(airflow: Path, env: dict[str, str], home: Path) -> Iterator[str]:
         assert server.poll() is None, (home / "api-server.log").read_text()[-3000:]
         yield base
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, 30)
         log.close()

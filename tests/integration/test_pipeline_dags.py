@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from api_server import api_server, http
+from api_server import api_server, http, stop
 from omnifuse import warehouse
 from omnifuse.airflow_glue import run_dag_days, run_ingest_days
 from omnifuse.config import load_settings
@@ -400,11 +400,7 @@ def test_view_renders_inside_the_airflow_ui_in_headless_chromium(airflow_ui, pip
         lookup = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
         page.ws.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 20)
         shutil.rmtree(profile, ignore_errors=True)
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 50_000
     SCREENSHOT.parent.mkdir(exist_ok=True)
