@@ -14,9 +14,6 @@ from omnifuse import landing_zone
 #: Airflow connection id that, when defined, points the pipeline at an external warehouse.
 WAREHOUSE_CONN_ID = "omnifuse_warehouse"
 
-#: Daily snapshot sources that land in ``core``.
-SNAPSHOT_SOURCES: tuple[str, ...] = ("catalog", "crm")
-
 
 @dataclass(frozen=True)
 class TrainingSettings:

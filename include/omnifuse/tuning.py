@@ -78,10 +78,6 @@ def tune(name: str, valid: Split, seed: int, budget_s: float, k: int = 10) -> tu
     return chosen, trials
 
 
-def params_of(trials: list[Trial]) -> dict:
-    return next(t.params for t in trials if t.chosen)
-
-
 def record_trials(run_id: str, model_name: str, trials: list[Trial], url: str | None = None) -> None:
     """Replace ``ml.tuning_trials`` of one run and model with ``trials`` (a re-run of the task rewrites them)."""
     with warehouse.transaction(url) as cur:
@@ -92,4 +88,4 @@ def record_trials(run_id: str, model_name: str, trials: list[Trial], url: str | 
             for t in trials])
 
 
-__all__ = ["GRIDS", "Trial", "params_of", "record_trials", "tune"]
+__all__ = ["GRIDS", "Trial", "record_trials", "tune"]
