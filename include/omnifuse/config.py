@@ -16,6 +16,16 @@ WAREHOUSE_CONN_ID = "omnifuse_warehouse"
 
 
 @dataclass(frozen=True)
+class RerankConfig:
+    """The re-ranker's sizes (:mod:`omnifuse.reranker`): EASE candidates re-ranked per customer, products its
+    scorers cover (the most bought), labelled customers per training fold (sampled with the seed)."""
+
+    candidates: int = 100
+    max_items: int = 4000
+    fold_customers: int = 4000
+
+
+@dataclass(frozen=True)
 class TrainingSettings:
     """Retraining settings beyond :class:`Settings` (build with :func:`load_training_settings`).
 
@@ -30,6 +40,9 @@ class TrainingSettings:
       (default 0; a manual run can pass ``{"force": true}`` instead).
     - ``OMNIFUSE_FUSION_CANDIDATES``: products each base model proposes per customer for fusion to rank (its
       top-N; default 50). A property of the trained model: a published model keeps the count it was trained with.
+    - ``OMNIFUSE_RERANK_CANDIDATES``: EASE's top-N products the ``rerank`` fusion variant re-ranks per customer
+      (default 100); ``OMNIFUSE_RERANK_MAX_ITEMS``: the most bought products its scorers cover (default 4000;
+      each scorer is a dense square matrix of that size, so this bounds its memory and time on large catalogs).
     """
 
     tuning_budget_s: float
@@ -38,6 +51,7 @@ class TrainingSettings:
     valid_max_days: int
     force_champion: bool
     fusion_candidates: int = 50
+    rerank: RerankConfig = field(default_factory=RerankConfig)
 
 
 def load_training_settings() -> TrainingSettings:
@@ -49,6 +63,8 @@ def load_training_settings() -> TrainingSettings:
         valid_max_days=int(os.environ.get("OMNIFUSE_VALID_MAX_DAYS", "14")),
         force_champion=os.environ.get("OMNIFUSE_FORCE_CHAMPION", "0").lower() in ("1", "true", "yes"),
         fusion_candidates=_positive_int("OMNIFUSE_FUSION_CANDIDATES", TrainingSettings.fusion_candidates),
+        rerank=RerankConfig(candidates=_positive_int("OMNIFUSE_RERANK_CANDIDATES", RerankConfig.candidates),
+                            max_items=_positive_int("OMNIFUSE_RERANK_MAX_ITEMS", RerankConfig.max_items)),
     )
 
 

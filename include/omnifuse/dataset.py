@@ -71,6 +71,7 @@ class Dataset:
     ret_item: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     ret_day: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     catalog_repeatable: np.ndarray | None = None  # the catalog flag, when ``repeatable`` was learnt
+    names: np.ndarray | None = None  # product name per product (None in datasets saved before names were kept)
     _matrix: sp.csr_matrix | None = field(default=None, repr=False)
     _features: np.ndarray | None = field(default=None, repr=False)
 
@@ -97,7 +98,7 @@ class Dataset:
                           "catalog_repeatable": self.catalog_repeatable})
 
     def _static(self) -> dict:
-        return {k: getattr(self, k) for k in _STATIC_FIELDS}
+        return {**{k: getattr(self, k) for k in _STATIC_FIELDS}, "names": self.names}
 
     def returned(self) -> sp.csr_matrix:
         """Customer × product, 1 where the customer returned the product (in this dataset's period)."""
@@ -184,6 +185,8 @@ class Dataset:
         arrays["products"] = arrays["products"].astype(str)
         if self.catalog_repeatable is not None:
             arrays["catalog_repeatable"] = self.catalog_repeatable
+        if self.names is not None:
+            arrays["names"] = self.names.astype(str)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
         os.close(fd)
@@ -206,6 +209,8 @@ class Dataset:
             raise ArtifactError(f"{path}: not a readable dataset ({exc}); re-run prepare_training") from exc
         data["customers"] = data["customers"].astype(object)
         data["products"] = data["products"].astype(object)
+        if "names" in data:
+            data["names"] = data["names"].astype(object)
         return cls(**data)
 
 
@@ -252,6 +257,7 @@ def from_frames(events: pd.DataFrame, catalog: pd.DataFrame) -> Dataset:
         in_stock=(catalog["stock"].to_numpy() > 0),
         repeatable=catalog["repeatable"].to_numpy(dtype=bool),
         in_store=catalog["in_store"].to_numpy(dtype=bool),
+        names=catalog["name"].fillna("").astype(str).to_numpy(dtype=object) if "name" in catalog else None,
         user=user.astype(np.int32),
         item=item.astype(np.int32),
         weight=events["event_type"].map(EVENT_WEIGHTS).fillna(1.0).to_numpy(dtype=np.float32),

@@ -9,12 +9,15 @@ popularity, price band and in-store flag, and the customer's channel mix, recenc
 - ``linear``: learned blend weights — a logistic regression on the z-scores;
 - ``stacked``: a logistic regression on all the standardised features (z-scores, reciprocal ranks, product
   and customer features);
+- ``rerank``: :mod:`omnifuse.reranker`, a logistic regression over several scorers' views of EASE's top
+  candidates, trained on time folds inside its own history (never on the validation labels, so every
+  validation customer is scored out of sample without cross-fitting);
 - ``single``: one model's own ranking (what is served when fusion does not beat the best single model).
 
-Variants are compared on every validation customer by two-fold cross-fitting (learners fitted on one half
-score the other), and the served learners are fitted on all of them. The choice is
-the simplest variant (equal, rrf, linear, stacked, in that order) that the best one does not beat beyond the
-noise (paired bootstrap over customers). Validation labels must end before the holdout starts
+The other learned variants are compared on every validation customer by two-fold cross-fitting (learners
+fitted on one half score the other), and the served learners are fitted on all of them. The choice is the
+simplest variant (equal, rrf, linear, stacked, rerank, in that order) that the best one does not beat beyond
+the noise (paired bootstrap over customers). Validation labels must end before the holdout starts
 (:class:`LeakageError` otherwise). Learners are stored as numpy arrays (no pickle). Business rules then
 shape the final top-K: in stock only, not already bought unless repeatable, at most ``max_per_category``
 per category, and a boost for products the stores carry in proportion to a customer's store share.
@@ -30,13 +33,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from omnifuse.config import Settings, load_settings
+from omnifuse.config import RerankConfig, Settings, load_settings
 from omnifuse.dataset import CHANNELS, Dataset
 from omnifuse.evaluate import Split, paired_lower_bound, per_customer
 from omnifuse.models import Recommender, model_class
 
 #: fusion variants, simplest first (the choice prefers the simpler of two that the noise cannot tell apart)
-VARIANTS = ("equal", "rrf", "linear", "stacked")
+VARIANTS = ("equal", "rrf", "linear", "stacked", "rerank")
+#: the variants ranking the union of the base models' candidates (``rerank`` has its own)
+BLENDS = VARIANTS[:4]
 
 
 class LinearScorer:
@@ -50,12 +55,13 @@ class LinearScorer:
         self.scale = np.ones_like(self.coef) if scale is None else np.asarray(scale, dtype=np.float64)
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, standardise: bool, seed: int) -> LinearScorer:
+    def fit(cls, x: np.ndarray, y: np.ndarray, standardise: bool, seed: int, c: float = 1.0) -> LinearScorer:
         from sklearn.linear_model import LogisticRegression
 
+        x = np.asarray(x, dtype=np.float64)
         mean = x.mean(axis=0) if standardise else np.zeros(x.shape[1])
         scale = np.maximum(x.std(axis=0), 1e-6) if standardise else np.ones(x.shape[1])
-        lr = LogisticRegression(C=1.0, max_iter=1000, random_state=seed).fit((x - mean) / scale, y)
+        lr = LogisticRegression(C=c, max_iter=1000, random_state=seed).fit((x - mean) / scale, y)
         return cls(lr.coef_[0], lr.intercept_[0], mean, scale)
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
@@ -154,12 +160,14 @@ def variant_scores(variant: str, cands: Candidates, learner: LinearScorer | None
         return cands.z.mean(axis=1)
     if variant == "rrf":
         return cands.rr.sum(axis=1)
-    if variant in ("linear", "stacked") and learner is None:
+    if variant in ("linear", "stacked", "rerank") and learner is None:
         raise ValueError(f"fusion variant {variant!r} needs its learned scorer")
     if variant == "linear":
         return learner.decision_function(cands.z)  # type: ignore[union-attr]  # checked above
     if variant == "stacked":
         return learner.decision_function(_stack_features(cands))  # type: ignore[union-attr]
+    if variant == "rerank":
+        return learner.decision_function(cands.z)  # type: ignore[union-attr]  # the re-ranker's features
     if variant == "single":
         return cands.z[:, 0]
     raise ValueError(f"unknown fusion variant {variant!r}")
@@ -253,10 +261,12 @@ def choose_served(fused: np.ndarray, singles: dict[str, np.ndarray], variant: st
 
 
 def fit_learners(models: dict[str, Recommender], data: Dataset, valid: Split, holdout_start_day: int,
-                 n_candidates: int, seed: int, max_users: int = 20_000) -> Learnt:
+                 n_candidates: int, seed: int, max_users: int = 20_000, rerank: RerankConfig | None = None,
+                 repeats: bool = False) -> Learnt:
     """Fit the learned variants on the validation customers and score every variant on them by two-fold
     cross-fitting (each customer scored by learners fitted on the other half); the served learners are then
-    fitted on all of them.
+    fitted on all of them. With ``rerank``, the re-ranker is trained on folds of ``valid.train`` (``repeats``:
+    the protocol publishing uses) and scored on every validation customer.
 
     ``valid``: a split whose relevant events all lie before ``holdout_start_day`` (days since epoch).
     """
@@ -283,7 +293,7 @@ def fit_learners(models: dict[str, Recommender], data: Dataset, valid: Split, ho
                 "stacked": LinearScorer.fit(stack_all[pairs], y_all[pairs], standardise=True, seed=seed)}
 
     # two-fold cross-fitting: every validation customer is scored by learners that never saw their labels
-    scores = {v: np.zeros(len(c_all.row)) for v in VARIANTS}
+    scores = {v: np.zeros(len(c_all.row)) for v in BLENDS}
     scores["equal"] = variant_scores("equal", c_all)
     scores["rrf"] = variant_scores("rrf", c_all)
     for f in (0, 1):
@@ -298,11 +308,20 @@ def fit_learners(models: dict[str, Recommender], data: Dataset, valid: Split, ho
         scores["stacked"][other] = fitted["stacked"].decision_function(stack_all[other])
     learners = fit(np.ones(len(y_all), dtype=bool))
     per_cust = {}
-    for variant in VARIANTS:
+    for variant in BLENDS:
         recs, _ = rank(c_all, scores[variant], len(users), 10)
         per_cust[variant] = per_customer(recs, rel, 10)["ndcg"]
-    ndcg = {v: float(np.mean(x)) if len(x) else 0.0 for v, x in per_cust.items()}
     names = list(models)
+    if rerank is not None:
+        from omnifuse import reranker
+
+        learner = reranker.fit(valid.train, seed, repeats, rerank)
+        if learner is not None:
+            learners["rerank"] = learner
+            c = reranker.candidates(valid.train, users, valid.exclude, rerank, names)
+            recs, _ = rank(c, learner.decision_function(c.z), len(users), 10)
+            per_cust["rerank"] = per_customer(recs, rel, 10)["ndcg"]
+    ndcg = {v: float(np.mean(x)) if len(x) else 0.0 for v, x in per_cust.items()}
     weights = {"linear": dict(zip(names, learners["linear"].coef.tolist(), strict=True))}
     weights["linear"]["intercept"] = learners["linear"].intercept
     weights["equal"] = {n: 1.0 / len(names) for n in names}
@@ -319,13 +338,15 @@ class FusedModel:
     """
 
     def __init__(self, models: dict[str, Recommender], variant: str, learner: LinearScorer | None = None,
-                 rules: Rules | None = None, n_candidates: int = 50, use: list[str] | None = None):
+                 rules: Rules | None = None, n_candidates: int = 50, use: list[str] | None = None,
+                 rerank: RerankConfig | None = None):
         self.models = models
         self.variant = variant
         self.learner = learner
         self.rules = rules or Rules.from_settings()
         self.n_candidates = n_candidates
         self.use = list(use) if use else list(models)
+        self.rerank = rerank if rerank is not None or variant != "rerank" else RerankConfig()
         if variant == "single" and len(self.use) != 1:
             raise ValueError(f"variant 'single' ranks with one model, got {self.use}")
 
@@ -335,9 +356,19 @@ class FusedModel:
         recs, vals, contrib = [], [], []
         ranking = {n: self.models[n] for n in self.use}
         cols = [list(self.models).index(n) for n in self.use]
+        scorers = None
+        if self.variant == "rerank":
+            from omnifuse import reranker
+
+            assert self.rerank is not None  # set in __init__ for this variant
+            scorers = reranker.fit_scorers(data, self.rerank)
         for start in range(0, len(users), batch):
             u = users[start:start + batch]
-            c = candidates(ranking, data, u, exclude, self.n_candidates)
+            if scorers is not None:
+                assert self.rerank is not None
+                c = reranker.candidates(data, u, exclude, self.rerank, self.use, scorers)
+            else:
+                c = candidates(ranking, data, u, exclude, self.n_candidates)
             s = variant_scores(self.variant, c, self.learner)
             if rules:
                 c, s = apply_rules(c, s, data, u, self.rules, k)
@@ -366,7 +397,8 @@ class FusedModel:
                 np.savez(tmp / "learner.npz", **self.learner.arrays())  # type: ignore[arg-type]  # as in models.base
             (tmp / "fusion.json").write_text(json.dumps({
                 "variant": self.variant, "models": list(self.models), "use": self.use, "rules": asdict(self.rules),
-                "n_candidates": self.n_candidates, "learner": self.learner is not None}, indent=1))
+                "n_candidates": self.n_candidates, "learner": self.learner is not None,
+                "rerank": asdict(self.rerank) if self.rerank is not None else None}, indent=1))
 
     @classmethod
     def load(cls, folder: Path) -> FusedModel:
@@ -386,4 +418,6 @@ class FusedModel:
         except (OSError, ValueError, KeyError) as exc:
             raise ArtifactError(f"fused model {folder} cannot be read ({exc}); re-run omnifuse_retrain.") from exc
         models = {name: model_class(name).load(folder / "models" / name) for name in meta["models"]}
-        return cls(models, meta["variant"], learner, Rules(**meta["rules"]), meta["n_candidates"], meta.get("use"))
+        rerank = RerankConfig(**meta["rerank"]) if meta.get("rerank") else None
+        return cls(models, meta["variant"], learner, Rules(**meta["rules"]), meta["n_candidates"], meta.get("use"),
+                   rerank)

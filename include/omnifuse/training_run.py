@@ -34,12 +34,12 @@ from typing import TypedDict
 
 import numpy as np
 
-from omnifuse import registry, warehouse
+from omnifuse import registry, reranker, warehouse
 from omnifuse.artifacts import read_file, write_file
 from omnifuse.config import Settings, TrainingSettings, load_settings, load_training_settings
 from omnifuse.dataset import Dataset, load_dataset
 from omnifuse.evaluate import KS, Split, evaluate, make_split, per_customer, size_window
-from omnifuse.fusion import VARIANTS, FusedModel, Rules, candidates, choose_served, fit_learners, rank, variant_scores
+from omnifuse.fusion import BLENDS, FusedModel, Rules, candidates, choose_served, fit_learners, rank, variant_scores
 from omnifuse.models import BASE_MODELS, Recommender, model_class
 from omnifuse.registry import GateDecision
 from omnifuse.tuning import record_trials, tune
@@ -265,24 +265,39 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
     single model with rules on the holdout; serve the fusion only if it beats the best single model beyond the
     noise; save the evaluated and the served (refitted) configuration."""
     settings = settings or load_settings()
+    training = training or load_training_settings()
     seed = settings.seed
-    n_cand = (training or load_training_settings()).fusion_candidates
+    n_cand = training.fusion_candidates
+    rr = training.rerank
+    repeats = settings.recommend_repeats
     rules = Rules.from_settings(settings)
     plan = Plan.load(run_id, url)
     names = tuple(models or BASE_MODELS)
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
     valid, holdout = plan.splits(data, settings)
     learnt = fit_learners(_load_models(plan.artifact_dir / "valid", names), data, valid,
-                          (plan.split_date - EPOCH).days, n_cand, seed)
+                          (plan.split_date - EPOCH).days, n_cand, seed, rerank=rr, repeats=repeats)
     choice = learnt.choice
     evaluated = _load_models(plan.artifact_dir / "holdout", names)
 
     cands = candidates(evaluated, holdout.train, holdout.users, holdout.exclude, n_cand)
     results = {}
-    for variant in VARIANTS:
+    for variant in BLENDS:
         recs, _ = rank(cands, variant_scores(variant, cands, learnt.learners.get(variant)), len(holdout.users), TOP_K)
         results[f"fusion_{variant}"] = evaluate(recs, holdout, data.n_items, seed)
-    fused = FusedModel(evaluated, choice, learnt.learners.get(choice), rules=rules, n_candidates=n_cand)
+    # the re-ranker learns from its own history's folds: the evaluated one from the days before the holdout
+    learners = {v: x for v, x in learnt.learners.items() if v != "rerank"}
+    if "rerank" in learnt.learners:
+        evaluated_rr = reranker.fit(holdout.train, seed, repeats, rr)
+        if evaluated_rr is not None:
+            learners["rerank"] = evaluated_rr
+            c = reranker.candidates(holdout.train, holdout.users, holdout.exclude, rr, list(names))
+            recs, _ = rank(c, evaluated_rr.decision_function(c.z), len(holdout.users), TOP_K)
+            results["fusion_rerank"] = evaluate(recs, holdout, data.n_items, seed)
+    if choice not in learners and choice not in ("equal", "rrf"):
+        learnt.reason += f"; {choice} could not be trained before the holdout (too little history), equal is used"
+        choice = "equal"
+    fused = FusedModel(evaluated, choice, learners.get(choice), rules=rules, n_candidates=n_cand, rerank=rr)
     fused_recs, _, _ = fused.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
     results["fused_with_rules"] = evaluate(fused_recs, holdout, data.n_items, seed)
     fused_pc = _ndcg10(fused_recs, holdout)
@@ -302,11 +317,16 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
         _write_metrics(url, run_id, model_name, rows, plan.split_date, "holdout", None)
     _write_metrics(url, run_id, "fusion_selection", [(f"ndcg_{v}", 10, x) for v, x in learnt.ndcg.items()],
                    plan.split_date, "validation", None)
-    learner = learnt.learners.get(variant) if variant != "single" else None
-    FusedModel(evaluated, variant, learner, rules=rules, n_candidates=n_cand, use=use).save(
+    learner = learners.get(variant) if variant != "single" else None
+    served_learner = learner
+    if variant == "rerank":  # refitted on folds of the whole window, like the base models' served fits
+        served_learner = reranker.fit(data, seed, repeats, rr) or learner
+        if served_learner is not None:
+            learnt.weights["rerank"] = dict(zip(reranker.FEATURES, served_learner.coef.tolist(), strict=True))
+    FusedModel(evaluated, variant, learner, rules=rules, n_candidates=n_cand, use=use, rerank=rr).save(
         plan.artifact_dir / "evaluated")
-    FusedModel(_load_models(plan.artifact_dir / "served", names), variant, learner, rules=rules,
-               n_candidates=n_cand, use=use).save(plan.artifact_dir / "fused")
+    FusedModel(_load_models(plan.artifact_dir / "served", names), variant, served_learner, rules=rules,
+               n_candidates=n_cand, use=use, rerank=rr).save(plan.artifact_dir / "fused")
     selection = Selection(served_model=served_model, variant=variant, use=use, models=list(names),
                           fusion_variant=choice, variant_reason=learnt.reason, reason=why)
     write_file(plan.artifact_dir / "selection.json", json.dumps(selection, indent=1).encode())

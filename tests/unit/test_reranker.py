@@ -1,0 +1,107 @@
+"""The re-ranker (fusion variant ``rerank``) on a tiny purchase world whose answer is known."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+from omnifuse import reranker
+from omnifuse.config import RerankConfig
+from omnifuse.dataset import Dataset
+from omnifuse.evaluate import make_split
+from omnifuse.fusion import FusedModel, Rules
+from omnifuse.models import model_class
+
+EPOCH = date(1970, 1, 1)
+START = (date(2026, 9, 1) - EPOCH).days
+DAYS = 60
+CONFIG = RerankConfig(candidates=15, max_items=50, fold_customers=100)
+
+
+def purchase_world(seed: int = 0) -> Dataset:
+    """Two tastes over 60 days of till receipts: customers 0-59 buy products 0-14 ("RED HEART …"), customers
+    60-119 buy 15-29 ("BLUE STAR …"), one receipt in four also holds one of 30-49 ("PAPER …", noise)."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 120, 50
+    users, items, days, baskets = [], [], [], []
+    for u in range(n_users):
+        taste = np.arange(15) if u < 60 else np.arange(15, 30)
+        for d in sorted(rng.choice(DAYS, 6, replace=False)):
+            bought = [rng.choice(taste)] + ([rng.choice(np.arange(30, 50))] if rng.random() < 0.25 else [])
+            for i in bought:
+                users.append(u)
+                items.append(i)
+                days.append(START + d)
+                baskets.append(u * 100 + d)
+    names = [f"RED HEART {i}" if i < 15 else f"BLUE STAR {i}" if i < 30 else f"PAPER NOISE {i}"
+             for i in range(n_items)]
+    return Dataset(
+        customers=np.array([f"C{u:03d}" for u in range(n_users)], dtype=object),
+        products=np.array([f"P{i:03d}" for i in range(n_items)], dtype=object),
+        category=(np.arange(n_items) // 15).astype(np.int32), brand=np.zeros(n_items, np.int32),
+        price_band=np.zeros(n_items, np.int32), price=np.full(n_items, 5.0),
+        in_stock=np.ones(n_items, bool), repeatable=np.zeros(n_items, bool), in_store=np.ones(n_items, bool),
+        user=np.array(users, np.int32), item=np.array(items, np.int32), weight=np.full(len(users), 8.0, np.float32),
+        day=np.array(days, np.int64), channel=np.full(len(users), 3, np.int8),
+        purchase=np.ones(len(users), bool), basket=np.array(baskets, np.int64),
+        names=np.array(names, dtype=object),
+    )
+
+
+def test_training_folds_lie_inside_the_history_they_are_given():
+    data = purchase_world()
+    history = data.before(EPOCH + timedelta(days=START + 45))
+    folds = reranker._folds(history)
+    end = int(history.day.max())
+    assert len(folds) == 3
+    for cut, days in folds:
+        assert int(history.day.min()) < cut < end and 1 <= days and cut + days <= end
+
+
+def test_candidates_are_eases_top_allowed_products_with_every_feature():
+    data = purchase_world()
+    users = np.arange(data.n_users)
+    exclude = data.bought().tocsr()
+    sc = reranker.fit_scorers(data, CONFIG)
+    cands = reranker.candidates(data, users, exclude, CONFIG, ["popularity", "ease"], sc)
+    again = reranker.candidates(data, users, exclude, CONFIG, ["popularity", "ease"])
+    np.testing.assert_array_equal(cands.item, again.item)
+    np.testing.assert_allclose(cands.z, again.z)
+    assert cands.z.shape == (len(cands.row), len(reranker.FEATURES)) and np.isfinite(cands.z).all()
+    assert np.bincount(cands.row).max() <= CONFIG.candidates
+    assert not np.asarray(exclude[users[cands.row], cands.item]).ravel().any()
+    assert cands.in_top[:, 1].all() and not cands.in_top[:, 0].any()  # proposed by EASE
+    text = cands.z[:, reranker.FEATURES.index("text_rank")]
+    assert text.std() > 0  # the product names are a scorer
+    # EASE's first candidate for a customer is of their own taste or the shared noise, never the other taste
+    first = cands.item[cands.z[:, reranker.FEATURES.index("ease_rank")] == 0]
+    other = np.where(users[cands.row[cands.z[:, reranker.FEATURES.index("ease_rank")] == 0]] < 60, 15, 0)
+    assert not ((first >= other) & (first < other + 15)).any()
+
+
+def test_reranker_learns_on_folds_and_ranks_the_planted_taste_through_a_saved_fused_model(tmp_path):
+    data = purchase_world()
+    split = make_split(data, EPOCH + timedelta(days=START + 45), EPOCH + timedelta(days=START + DAYS - 1))
+    learner = reranker.fit(split.train, seed=3, config=CONFIG)
+    assert learner is not None and learner.coef.shape == (len(reranker.FEATURES),)
+    assert reranker.fit(split.train, seed=3, config=CONFIG).coef.tolist() == learner.coef.tolist()  # seeded
+    models = {"popularity": model_class("popularity")(seed=3).fit(split.train)}
+    fused = FusedModel(models, "rerank", learner, rules=Rules(max_per_category=10), rerank=CONFIG)
+    recs, scores, proposed = fused.rank(split.train, split.users, split.exclude, 5)
+    taste = np.where(split.users < 60, 0, 15)
+    share = np.mean((recs >= taste[:, None]) & (recs < taste[:, None] + 15))
+    assert share > 0.8, share
+    for row, u in enumerate(split.users):
+        assert not set(recs[row]) & set(split.exclude[u].indices)
+    fused.save(tmp_path / "fused")
+    loaded = FusedModel.load(tmp_path / "fused")
+    assert loaded.variant == "rerank" and loaded.rerank == CONFIG
+    again, again_scores, _ = loaded.rank(split.train, split.users, split.exclude, 5)
+    np.testing.assert_array_equal(again, recs)
+    np.testing.assert_allclose(again_scores, scores, rtol=1e-5)
+
+
+def test_too_little_history_to_learn_from_gives_no_reranker():
+    data = purchase_world()
+    assert reranker.fit(data.between(EPOCH + timedelta(days=START), EPOCH + timedelta(days=START + 1)),
+                        seed=0, config=CONFIG) is None
