@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,9 @@ from omnifuse.config import RerankConfig, Settings, load_settings
 from omnifuse.dataset import CHANNELS, Dataset
 from omnifuse.evaluate import Split, paired_lower_bound, per_customer
 from omnifuse.models import Recommender, model_class
+
+if TYPE_CHECKING:
+    from omnifuse.reranker import Scorers
 
 #: fusion variants, simplest first (the choice prefers the simpler of two that the noise cannot tell apart)
 VARIANTS = ("equal", "rrf", "linear", "stacked", "rerank")
@@ -347,6 +351,7 @@ class FusedModel:
         self.n_candidates = n_candidates
         self.use = list(use) if use else list(models)
         self.rerank = rerank if rerank is not None or variant != "rerank" else RerankConfig()
+        self._scorers: tuple[Dataset, Scorers] | None = None
         if variant == "single" and len(self.use) != 1:
             raise ValueError(f"variant 'single' ranks with one model, got {self.use}")
 
@@ -356,16 +361,13 @@ class FusedModel:
         recs, vals, contrib = [], [], []
         ranking = {n: self.models[n] for n in self.use}
         cols = [list(self.models).index(n) for n in self.use]
-        scorers = None
-        if self.variant == "rerank":
-            from omnifuse import reranker
+        from omnifuse import reranker  # imports this module
 
-            assert self.rerank is not None  # set in __init__ for this variant
-            scorers = reranker.fit_scorers(data, self.rerank)
+        scorers = self.scorers(data) if self.variant == "rerank" else None
         for start in range(0, len(users), batch):
             u = users[start:start + batch]
             if scorers is not None:
-                assert self.rerank is not None
+                assert self.rerank is not None  # set in __init__ for this variant
                 c = reranker.candidates(data, u, exclude, self.rerank, self.use, scorers)
             else:
                 c = candidates(ranking, data, u, exclude, self.n_candidates)
@@ -385,6 +387,16 @@ class FusedModel:
             return (np.zeros((0, k), np.int64), np.zeros((0, k), np.float32),
                     np.zeros((0, k, len(self.models)), bool))
         return np.vstack(recs), np.vstack(vals), np.concatenate(contrib)
+
+    def scorers(self, data: Dataset) -> Scorers:
+        """The re-ranker's scorers fitted on ``data`` (variant ``rerank``), kept for the last dataset seen: ranking
+        and explaining one batch fit them once."""
+        from omnifuse import reranker
+
+        assert self.rerank is not None, "only a rerank model has scorers"
+        if self._scorers is None or self._scorers[0] is not data:
+            self._scorers = (data, reranker.fit_scorers(data, self.rerank))
+        return self._scorers[1]
 
     def save(self, folder: Path) -> None:
         """Write the folder atomically (temp + rename) with a checksum manifest; no pickle."""

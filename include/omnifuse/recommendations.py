@@ -137,6 +137,8 @@ def model_contributions(fused: FusedModel, data: Dataset, users: np.ndarray, rec
     ``n_candidates``) and the models' ``score``: it scores the batch a second time (a hook in
     ``FusedModel.rank`` returning the chosen candidates' z-scores would avoid that).
     """
+    if fused.variant == "rerank":
+        return _rerank_contributions(fused, data, users, recs, exclude, chunk)
     names = list(getattr(fused, "use", None) or fused.models)
     m_count = len(names)
     terms = _linear_terms(fused.learner, m_count) if fused.variant in ("linear", "stacked") else None
@@ -178,6 +180,30 @@ def model_contributions(fused: FusedModel, data: Dataset, users: np.ndarray, rec
                 value = picked
             out[start:start + len(u), :, m] = np.where(r >= 0, value, 0.0)
     return names, weights, out
+
+
+def _rerank_contributions(fused: FusedModel, data: Dataset, users: np.ndarray, recs: np.ndarray,
+                          exclude: sp.csr_matrix, chunk: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The re-ranker's contributions: per scorer group (:data:`omnifuse.reranker.GROUPS`), weight 1 x the
+    group's linear terms of the learnt score; they add up to the fused score before rules, less the intercept."""
+    from omnifuse import reranker
+
+    assert fused.learner is not None and fused.rerank is not None  # a rerank model always has both
+    names = list(reranker.GROUPS)
+    k = recs.shape[1]
+    out = np.zeros((len(users), k, len(names)), dtype=np.float64)
+    scorers = fused.scorers(data)
+    for start in range(0, len(users), chunk):
+        u = users[start:start + chunk]
+        r = recs[start:start + chunk]
+        c = reranker.candidates(data, u, exclude, fused.rerank, fused.use, scorers)
+        lookup = pd.MultiIndex.from_arrays([c.row, c.item]).get_indexer(
+            pd.MultiIndex.from_arrays([np.repeat(np.arange(len(u)), k), r.ravel()]))
+        terms = np.zeros((len(u) * k, len(names)))
+        found = lookup >= 0
+        terms[found] = reranker.contributions(fused.learner, c.z[lookup[found]])
+        out[start:start + len(u)] = terms.reshape(len(u), k, -1)
+    return names, np.ones(len(names)), out
 
 
 def _evidence(data: Dataset, fused: FusedModel, users: np.ndarray, recs: np.ndarray, proposed: np.ndarray,

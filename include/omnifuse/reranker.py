@@ -299,3 +299,24 @@ def candidates(history: Dataset, users: np.ndarray, exclude: sp.csr_matrix, conf
         in_top[:, models.index("ease")] = True
     empty = np.zeros((len(row), 0), dtype=np.float32)
     return Candidates(row=row, item=item, z=x, rr=empty, extra=empty, in_top=in_top)
+
+
+#: the features grouped by the scorer they come from: the re-ranker's "models" in the contribution table
+GROUPS = {
+    "ease": ("ease_rel", "ease_rank", "ease80_rank", "ease1000_rank"),
+    "user_knn": ("uknn_rel", "uknn_rank"),
+    "item_knn": ("iknn_rank",),
+    "basket_ease": ("basket_rank",),
+    "decayed_ease": ("decay_rank",),
+    "product_names": ("text_rank",),
+    "popularity_trend": ("lpop7", "lpop28", "lpop_all", "trend28", "age"),
+    "customer": ("history_len", "days_since_last", "baskets"),
+}
+
+
+def contributions(learner: LinearScorer, x: np.ndarray) -> np.ndarray:
+    """Per candidate row of features ``x``, each scorer group's linear terms of the learnt score,
+    ``(rows, len(GROUPS))``: they add up to the score less the learner's intercept."""
+    terms = (np.asarray(x, np.float64) - learner.mean) / learner.scale * learner.coef
+    at = {f: j for j, f in enumerate(FEATURES)}
+    return np.column_stack([terms[:, [at[f] for f in feats]].sum(axis=1) for feats in GROUPS.values()])

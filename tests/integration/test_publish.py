@@ -196,7 +196,7 @@ def test_reasons_name_their_evidence(published):
 
 def test_contributions_are_weight_times_score_and_add_up_to_the_fused_score(published):
     import numpy as np
-    from omnifuse import fusion
+    from omnifuse import fusion, reranker
     from omnifuse.recommendations import champion_version, load_model, model_contributions
 
     missing = _rows(published, "select count(*) from mart.customer_recommendations r where r.source = 'personalised' "
@@ -213,12 +213,16 @@ def test_contributions_are_weight_times_score_and_add_up_to_the_fused_score(publ
         pytest.skip("the stacked ranker also scores non-model features")
     users = np.arange(min(200, data.n_users))
     exclude = data.bought().multiply(~data.repeatable[None, :]).tocsr()
-    ranking = {n: fused.models[n] for n in (getattr(fused, "use", None) or fused.models)}
-    cands = fusion.candidates(ranking, data, users, exclude, fused.n_candidates)
+    if fused.variant == "rerank":
+        cands = reranker.candidates(data, users, exclude, fused.rerank, fused.use, fused.scorers(data))
+    else:
+        ranking = {n: fused.models[n] for n in (getattr(fused, "use", None) or fused.models)}
+        cands = fusion.candidates(ranking, data, users, exclude, fused.n_candidates)
     score = fusion.variant_scores(fused.variant, cands, fused.learner)
     recs, vals = fusion.rank(cands, score, len(users), 10)
     _, weights, normalised = model_contributions(fused, data, users, recs, exclude)
-    intercept = float(getattr(fused.learner, "intercept", 0.0) if fused.variant == "linear" else 0.0)
+    learnt = fused.variant in ("linear", "rerank")
+    intercept = float(getattr(fused.learner, "intercept", 0.0) if learnt else 0.0)
     total = (normalised * weights[None, None, :]).sum(axis=2) + intercept
     ok = recs >= 0
     assert np.allclose(total[ok], vals[ok], atol=1e-3), fused.variant

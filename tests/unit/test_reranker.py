@@ -105,3 +105,25 @@ def test_too_little_history_to_learn_from_gives_no_reranker():
     data = purchase_world()
     assert reranker.fit(data.between(EPOCH + timedelta(days=START), EPOCH + timedelta(days=START + 1)),
                         seed=0, config=CONFIG) is None
+
+
+def test_contributions_per_scorer_add_up_to_the_reranked_score():
+    from omnifuse.recommendations import model_contributions
+
+    data = purchase_world()
+    split = make_split(data, EPOCH + timedelta(days=START + 45), EPOCH + timedelta(days=START + DAYS - 1))
+    learner = reranker.fit(split.train, seed=3, config=CONFIG)
+    assert learner is not None
+    models = {"ease": model_class("ease")(seed=3).fit(split.train)}
+    fused = FusedModel(models, "rerank", learner, rules=Rules(max_per_category=10), rerank=CONFIG)
+    recs, _, proposed = fused.rank(split.train, split.users, split.exclude, 5, rules=False)
+    assert proposed[recs >= 0].all()  # EASE proposed every candidate
+    names, weights, normalised = model_contributions(fused, split.train, split.users, recs, split.exclude)
+    assert names == list(reranker.GROUPS) and (weights == 1).all()
+    cands = reranker.candidates(split.train, split.users, split.exclude, CONFIG, ["ease"])
+    score = dict(zip(zip(cands.row.tolist(), cands.item.tolist()), learner.decision_function(cands.z).tolist()))
+    for row in range(len(split.users)):
+        for pos, item in enumerate(recs[row]):
+            if item >= 0:
+                total = normalised[row, pos].sum() + learner.intercept
+                assert abs(total - score[(row, int(item))]) < 1e-6
