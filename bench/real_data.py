@@ -282,6 +282,18 @@ def warehouse_summary(url: str, business_date: date) -> list[str]:
         if run:
             out.append(f"omnifuse's last retrain: training from {run[0]}, validation {run[1]} .. {run[2]}, holdout "
                        f"{run[2]} .. {business_date} ({run[3]:,} customers)")
+        cur.execute("select r.run_id, r.served_model, r.reason from ml.model_registry r "
+                    "where r.business_date = %s order by r.created_at desc limit 1", (business_date,))
+        served = cur.fetchone()
+        if served:
+            out.append(f"served: {served[1]}; {served[2]}")
+            slices = (("validation", "fusion_selection", "ndcg_%"), ("holdout", "fusion_%", "ndcg"))
+            for slice_, name, metric in slices:
+                cur.execute("select model_name, metric, value from ml.model_metrics where run_id = %s and slice = %s "
+                            "and model_name like %s and metric like %s and k = 10 order by value desc",
+                            (served[0], slice_, name, metric))
+                out.append(f"  {slice_} NDCG@10: " + ", ".join(
+                    f"{n if slice_ == 'holdout' else m[5:]} {v:.4f}" for n, m, v in cur.fetchall()))
         cur.execute("select count(distinct customer_id), count(*), max(rank) from mart.customer_recommendations "
                     "where business_date = %s", (business_date,))
         customers, rows, max_rank = cur.fetchone()

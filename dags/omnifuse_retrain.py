@@ -76,7 +76,8 @@ def omnifuse_retrain() -> None:
 
         return prepare(asset_run_business_date())
 
-    @task(doc_md="Learns the fusion variants (equal, RRF, learned linear, stacked) on the validation slice, scores "
+    @task(doc_md="Learns the fusion variants (equal, RRF, learned linear, stacked, and the re-ranker trained on "
+          "time folds of its own history) on the validation slice, scores "
           "every variant, the fusion and each model with business rules on the holdout, and saves what is served: "
           "the fusion if it beats the best single model beyond the noise, else that model, refitted up to the date.")
     def fuse_models(run: PreparedRun, trained: list[TrainedModel]) -> FusionSummary:

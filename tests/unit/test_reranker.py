@@ -2,50 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import numpy as np
 from omnifuse import reranker
 from omnifuse.config import RerankConfig
-from omnifuse.dataset import Dataset
 from omnifuse.evaluate import make_split
 from omnifuse.fusion import FusedModel, Rules
 from omnifuse.models import model_class
+from worlds import DAYS, EPOCH, START, purchase_world
 
-EPOCH = date(1970, 1, 1)
-START = (date(2026, 9, 1) - EPOCH).days
-DAYS = 60
 CONFIG = RerankConfig(candidates=15, max_items=50, fold_customers=100)
-
-
-def purchase_world(seed: int = 0) -> Dataset:
-    """Two tastes over 60 days of till receipts: customers 0-59 buy products 0-14 ("RED HEART …"), customers
-    60-119 buy 15-29 ("BLUE STAR …"), one receipt in four also holds one of 30-49 ("PAPER …", noise)."""
-    rng = np.random.default_rng(seed)
-    n_users, n_items = 120, 50
-    users, items, days, baskets = [], [], [], []
-    for u in range(n_users):
-        taste = np.arange(15) if u < 60 else np.arange(15, 30)
-        for d in sorted(rng.choice(DAYS, 6, replace=False)):
-            bought = [rng.choice(taste)] + ([rng.choice(np.arange(30, 50))] if rng.random() < 0.25 else [])
-            for i in bought:
-                users.append(u)
-                items.append(i)
-                days.append(START + d)
-                baskets.append(u * 100 + d)
-    names = [f"RED HEART {i}" if i < 15 else f"BLUE STAR {i}" if i < 30 else f"PAPER NOISE {i}"
-             for i in range(n_items)]
-    return Dataset(
-        customers=np.array([f"C{u:03d}" for u in range(n_users)], dtype=object),
-        products=np.array([f"P{i:03d}" for i in range(n_items)], dtype=object),
-        category=(np.arange(n_items) // 15).astype(np.int32), brand=np.zeros(n_items, np.int32),
-        price_band=np.zeros(n_items, np.int32), price=np.full(n_items, 5.0),
-        in_stock=np.ones(n_items, bool), repeatable=np.zeros(n_items, bool), in_store=np.ones(n_items, bool),
-        user=np.array(users, np.int32), item=np.array(items, np.int32), weight=np.full(len(users), 8.0, np.float32),
-        day=np.array(days, np.int64), channel=np.full(len(users), 3, np.int8),
-        purchase=np.ones(len(users), bool), basket=np.array(baskets, np.int64),
-        names=np.array(names, dtype=object),
-    )
 
 
 def test_training_folds_lie_inside_the_history_they_are_given():
@@ -121,9 +88,21 @@ def test_contributions_per_scorer_add_up_to_the_reranked_score():
     names, weights, normalised = model_contributions(fused, split.train, split.users, recs, split.exclude)
     assert names == list(reranker.GROUPS) and (weights == 1).all()
     cands = reranker.candidates(split.train, split.users, split.exclude, CONFIG, ["ease"])
-    score = dict(zip(zip(cands.row.tolist(), cands.item.tolist()), learner.decision_function(cands.z).tolist()))
+    pairs = zip(cands.row.tolist(), cands.item.tolist(), strict=True)
+    score = dict(zip(pairs, learner.decision_function(cands.z).tolist(), strict=True))
     for row in range(len(split.users)):
         for pos, item in enumerate(recs[row]):
             if item >= 0:
                 total = normalised[row, pos].sum() + learner.intercept
                 assert abs(total - score[(row, int(item))]) < 1e-6
+
+
+def test_max_items_bounds_the_scorers_to_the_most_bought_products():
+    data = purchase_world()
+    small = RerankConfig(candidates=15, max_items=12, fold_customers=100)
+    sc = reranker.fit_scorers(data, small)
+    buyers = np.asarray(data.bought().sum(axis=0)).ravel()
+    assert len(sc.universe) == 12 and sc.ease[0].shape == (12, 12)
+    assert buyers[sc.universe].min() >= np.sort(buyers)[::-1][11]
+    cands = reranker.candidates(data, np.arange(data.n_users), data.bought().tocsr(), small, ["ease"], sc)
+    assert set(cands.item.tolist()) <= set(sc.universe.tolist())
