@@ -350,7 +350,7 @@ class FusedModel:
         self.rules = rules or Rules.from_settings()
         self.n_candidates = n_candidates
         self.use = list(use) if use else list(models)
-        self.rerank = rerank if rerank is not None or variant != "rerank" else RerankConfig()
+        self.rerank = rerank if rerank is not None or variant != "rerank" else RerankConfig()  # its sizes
         self._scorers: tuple[Dataset, Scorers] | None = None
         if variant == "single" and len(self.use) != 1:
             raise ValueError(f"variant 'single' ranks with one model, got {self.use}")
@@ -389,11 +389,11 @@ class FusedModel:
         return np.vstack(recs), np.vstack(vals), np.concatenate(contrib)
 
     def scorers(self, data: Dataset) -> Scorers:
-        """The re-ranker's scorers fitted on ``data`` (variant ``rerank``), kept for the last dataset seen: ranking
-        and explaining one batch fit them once."""
+        """The re-ranker's scorers fitted on ``data`` (a model built with a ``rerank`` configuration), kept for the
+        last dataset seen: ranking and explaining one batch fit them once."""
         from omnifuse import reranker
 
-        assert self.rerank is not None, "only a rerank model has scorers"
+        assert self.rerank is not None, "only a model with a rerank configuration has scorers"
         if self._scorers is None or self._scorers[0] is not data:
             self._scorers = (data, reranker.fit_scorers(data, self.rerank))
         return self._scorers[1]

@@ -178,13 +178,18 @@ def _buyers(history: Dataset, events: np.ndarray) -> np.ndarray:
     return np.asarray(m.sum(axis=0)).ravel().astype(np.float64)
 
 
-def _positions(score: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """0-based position of every product in each row's ranking of the allowed products (ties: product order;
-    products not allowed rank after every allowed one)."""
-    order = np.argsort(-np.where(allowed, score, -np.inf), axis=1, kind="stable")
-    pos = np.empty_like(order)
-    pos[np.arange(len(score))[:, None], order] = np.arange(score.shape[1])[None, :]
-    return pos
+def _positions(score: np.ndarray, allowed: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """0-based position of each (row, col) pair in its row's ranking of the allowed products: how many allowed
+    products score strictly higher (ties share a position). One sort per row, no full argsort."""
+    neg = np.where(allowed, -score, np.inf)
+    ordered = np.sort(neg, axis=1)
+    out = np.empty(len(rows), dtype=np.int64)
+    bounds = np.searchsorted(rows, np.arange(len(score) + 1))
+    for r in range(len(score)):
+        lo, hi = bounds[r], bounds[r + 1]
+        if hi > lo:
+            out[lo:hi] = np.searchsorted(ordered[r], neg[r, cols[lo:hi]], side="left")
+    return out
 
 
 def _user_knn(sc: Scorers, users: np.ndarray, xb: sp.csr_matrix) -> np.ndarray:
@@ -217,11 +222,14 @@ def _batch_features(sc: Scorers, users: np.ndarray, exclude: sp.csr_matrix, conf
     er, ec = exclude[users][:, sc.universe].nonzero()
     allowed[er, ec] = False
     s250 = np.asarray(xb @ sc.ease[0])
-    top = _positions(s250, allowed)
+    # candidates: EASE's top n allowed products (ties: product order), for customers with any history
     n = min(config.candidates, n_u)
-    rank_order = np.argsort(top, axis=1, kind="stable")[:, :n]
+    masked = np.where(allowed, s250, -np.inf)
+    top = np.argpartition(-masked, n - 1, axis=1)[:, :n] if n < n_u else np.tile(np.arange(n_u), (b, 1))
+    top = np.sort(top, axis=1)
+    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(masked, top, axis=1), axis=1, kind="stable"), 1)
     rows = np.repeat(np.arange(b), n)
-    cols = rank_order.ravel()
+    cols = top.ravel()
     ok = allowed[rows, cols] & (xb.getnnz(axis=1)[rows] > 0)
     rows, cols = rows[ok], cols[ok]
     high = s250.max(axis=1)
@@ -236,8 +244,7 @@ def _batch_features(sc: Scorers, users: np.ndarray, exclude: sp.csr_matrix, conf
     out = np.zeros((len(rows), len(FEATURES)), dtype=np.float32)
     at = {f: j for j, f in enumerate(FEATURES)}
     for name, score in scorers.items():
-        pos = top if name == "ease_rank" else _positions(score, allowed)
-        out[:, at[name]] = np.log1p(pos[rows, cols])
+        out[:, at[name]] = np.log1p(_positions(score, allowed, rows, cols))
     out[:, at["ease_rel"]] = s250[rows, cols] / np.where(high > 0, high, 1.0)[rows]
     u_high = uknn.max(axis=1)
     out[:, at["uknn_rel"]] = uknn[rows, cols] / np.where(u_high > 0, u_high, 1.0)[rows]

@@ -287,17 +287,18 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
         results[f"fusion_{variant}"] = evaluate(recs, holdout, data.n_items, seed)
     # the re-ranker learns from its own history's folds: the evaluated one from the days before the holdout
     learners = {v: x for v, x in learnt.learners.items() if v != "rerank"}
-    if "rerank" in learnt.learners:
-        evaluated_rr = reranker.fit(holdout.train, seed, repeats, rr)
-        if evaluated_rr is not None:
-            learners["rerank"] = evaluated_rr
-            c = reranker.candidates(holdout.train, holdout.users, holdout.exclude, rr, list(names))
-            recs, _ = rank(c, evaluated_rr.decision_function(c.z), len(holdout.users), TOP_K)
-            results["fusion_rerank"] = evaluate(recs, holdout, data.n_items, seed)
+    evaluated_rr = reranker.fit(holdout.train, seed, repeats, rr) if "rerank" in learnt.learners else None
+    if evaluated_rr is not None:
+        learners["rerank"] = evaluated_rr
     if choice not in learners and choice not in ("equal", "rrf"):
         learnt.reason += f"; {choice} could not be trained before the holdout (too little history), equal is used"
         choice = "equal"
     fused = FusedModel(evaluated, choice, learners.get(choice), rules=rules, n_candidates=n_cand, rerank=rr)
+    if evaluated_rr is not None:  # its scorers, fitted once, also serve the fused ranking below when it is chosen
+        c = reranker.candidates(holdout.train, holdout.users, holdout.exclude, rr, list(names),
+                                fused.scorers(holdout.train))
+        recs, _ = rank(c, evaluated_rr.decision_function(c.z), len(holdout.users), TOP_K)
+        results["fusion_rerank"] = evaluate(recs, holdout, data.n_items, seed)
     fused_recs, _, _ = fused.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
     results["fused_with_rules"] = evaluate(fused_recs, holdout, data.n_items, seed)
     fused_pc = _ndcg10(fused_recs, holdout)
