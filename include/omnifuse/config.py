@@ -22,7 +22,7 @@ class RerankConfig:
 
     candidates: int = 100
     max_items: int = 4000
-    fold_customers: int = 4000
+    fold_customers: int = 2000
 
 
 @dataclass(frozen=True)
