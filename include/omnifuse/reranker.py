@@ -193,13 +193,16 @@ def _positions(score: np.ndarray, allowed: np.ndarray, rows: np.ndarray, cols: n
 
 
 def _user_knn(sc: Scorers, users: np.ndarray, xb: sp.csr_matrix) -> np.ndarray:
-    overlap = (xb @ sc.x.T).toarray()
-    sim = overlap / (np.sqrt(sc.n_user[users])[:, None] * np.sqrt(sc.n_user)[None, :] + 10.0)
+    """Scores from each customer's USER_NEIGHBOURS most similar customers (overlap / (|I_u|^½ |I_v|^½ + 10))."""
+    root = np.sqrt(sc.n_user).astype(np.float32)
+    sim = (xb @ sc.x.T).toarray()
+    sim /= root[users][:, None] * root[None, :] + np.float32(10.0)
     sim[np.arange(len(users)), users] = 0.0
-    if sim.shape[1] > USER_NEIGHBOURS:
-        cut = np.partition(sim, sim.shape[1] - USER_NEIGHBOURS, axis=1)[:, sim.shape[1] - USER_NEIGHBOURS]
-        sim[sim < cut[:, None]] = 0.0
-    return (sp.csr_matrix(sim) @ sc.x).toarray().astype(np.float32)
+    k = min(USER_NEIGHBOURS, sim.shape[1])
+    top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < sim.shape[1] else np.tile(np.arange(k), (len(users), 1))
+    near = sp.csr_matrix((np.take_along_axis(sim, top, axis=1).ravel(), top.ravel(),
+                          np.arange(0, len(users) * k + 1, k)), shape=sim.shape)
+    return (near @ sc.x).toarray().astype(np.float32)
 
 
 def features(sc: Scorers, users: np.ndarray, exclude: sp.csr_matrix, config: RerankConfig
