@@ -147,7 +147,7 @@ def main() -> int:
             prep = times.pop("_prep")
             print(f"default world: {cfg.customers} customers, {cfg.products} products, {cfg.days} days "
                   f"(loaded in {load_s:.1f} s); {prep['train_events']:,} training events, "
-                  f"{prep['holdout_customers']} holdout customers\n")
+                  f"{prep['holdout_customers']} holdout customers; whole retrain {sum(times.values()):.1f} s\n")
             _targets(url, run_id, _table(url, run_id, times))
         if args.part in ("scale", "both"):
             cfg = WorldConfig(customers=args.scale_customers, products=args.scale_products, days=args.scale_days)

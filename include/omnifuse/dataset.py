@@ -107,6 +107,17 @@ class Dataset:
         m.data[:] = 1.0
         return m
 
+    def not_recommendable(self, repeats: bool = False) -> sp.csr_matrix:
+        """Customer × product, 1 where the product may not be recommended to the customer: what they returned,
+        and what they bought (with ``repeats``, only the products not worth buying again, learnt from this
+        dataset's repeat rates). One rule for the time split, the champion gate and publishing."""
+        bought = self.bought()
+        kept = bought.multiply(~self.learned_repeatable()[None, :]) if repeats else bought
+        m = (kept + self.returned()).tocsr()
+        m.data[:] = 1.0
+        m.eliminate_zeros()
+        return m
+
     def repeat_rates(self) -> tuple[np.ndarray, np.ndarray]:
         """Per product: (buyers, share of buyers who purchased it on two or more distinct days)."""
         p = self.purchase

@@ -68,16 +68,14 @@ def make_split(data: Dataset, start: date, end: date, protocol: str = "new", rep
     """
     train = data.before(start)
     bought = train.bought()
-    returned = train.returned()
     if protocol == "new":
-        kept = bought.multiply(~train.learned_repeatable()[None, :]) if repeats else bought
-        exclude = (kept + returned).tocsr()
+        exclude = train.not_recommendable(repeats)
     elif protocol == "repeat":
-        exclude = returned.tocsr()
+        exclude = train.returned().tocsr()
+        exclude.data[:] = 1.0
+        exclude.eliminate_zeros()
     else:
         raise ValueError(f"unknown evaluation protocol {protocol!r} (new, repeat)")
-    exclude.data[:] = 1.0
-    exclude.eliminate_zeros()
     seen = np.zeros(data.n_users, dtype=bool)
     seen[train.user] = True
     rel = labels(data, start, end)

@@ -308,10 +308,9 @@ def score_batch(business_date, batch: int, model_version: str, *, url: str | Non
     top_k = top_k or settings.top_k
     fused, data = load_model(model_version, url)
     users = np.arange(batch * batch_size, min((batch + 1) * batch_size, data.n_users))
-    # products the customer bought are left out unless repeat purchases are recommended and the product is
-    # one customers buy again (repeat rates learnt from the data)
-    repeats = settings.recommend_repeats
-    exclude = (data.bought().multiply(~data.repeatable[None, :]) if repeats else data.bought()).tocsr()
+    # what the customer returned is left out, and what they bought unless repeat purchases are recommended and
+    # the product is one customers buy again (repeat rates learnt from the data): the time split's rule
+    exclude = data.not_recommendable(settings.recommend_repeats)
     with warehouse.transaction(url) as cur:
         cur.execute("select product_id, name, stock from core.products")
         catalog = cur.fetchall()

@@ -83,11 +83,11 @@ def _index_map(ids_from: np.ndarray, ids_to: np.ndarray) -> np.ndarray:
     return np.where(ok, found, -1)
 
 
-def champion_on_holdout(champ: Champion, data: Dataset, holdout: Split, split_date: date, k: int = 10
-                        ) -> tuple[np.ndarray, np.ndarray, str]:
+def champion_on_holdout(champ: Champion, data: Dataset, holdout: Split, split_date: date, k: int = 10,
+                        repeats: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
     """Per-customer NDCG@k of the champion on this holdout: (rows of ``holdout.users`` it knows, values, which
-    fit). Raises ``ArtifactError`` when its artifacts are missing or corrupt, ``ValueError`` when it has
-    seen the holdout."""
+    fit), excluding what the holdout excludes (``repeats``: ``OMNIFUSE_RECOMMEND_REPEATS``). Raises
+    ``ArtifactError`` when its artifacts are missing or corrupt, ``ValueError`` when it has seen the holdout."""
     if champ.business_date < split_date:
         folder, which = champ.artifact_path / "fused", "served fit"
     elif champ.split_date <= split_date:
@@ -102,7 +102,7 @@ def champion_on_holdout(champ: Champion, data: Dataset, holdout: Split, split_da
     known = np.flatnonzero(pos >= 0)
     if not len(known):
         return known, np.zeros(0), which
-    exclude = (hist.bought().multiply(~hist.learned_repeatable()[None, :]) + hist.returned()).tocsr()
+    exclude = hist.not_recommendable(repeats)
     recs_old, _, _ = fused.rank(hist, pos[known], exclude, k)
     item_map = _index_map(old.products, data.products)
     recs = np.where(recs_old >= 0, item_map[np.maximum(recs_old, 0)], -1)

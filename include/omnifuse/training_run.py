@@ -376,7 +376,8 @@ def gate_champion(run_id: str, *, url: str | None = None, margin: float | None =
         if champ.business_date > plan.business_date:
             older = f"{champ.model_version}, {champ.business_date}"
         try:
-            rows, values, which = registry.champion_on_holdout(champ, data, holdout, plan.split_date)
+            rows, values, which = registry.champion_on_holdout(champ, data, holdout, plan.split_date,
+                                                               repeats=settings.recommend_repeats)
             versus = (champ.model_version, rows, values, which)
         except (registry.ArtifactError, ValueError) as exc:
             unscored = f"champion {champ.model_version} could not be scored on this holdout: {exc}"

@@ -10,6 +10,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 from omnifuse import warehouse
+from omnifuse.config import load_settings
 from omnifuse.daily import run_day
 from omnifuse.mart import PublishCheckError, publish_date, publish_mart
 from omnifuse.training_run import retrain
@@ -212,7 +213,7 @@ def test_contributions_are_weight_times_score_and_add_up_to_the_fused_score(publ
     if fused.variant == "stacked":
         pytest.skip("the stacked ranker also scores non-model features")
     users = np.arange(min(200, data.n_users))
-    exclude = data.bought().multiply(~data.repeatable[None, :]).tocsr()
+    exclude = data.not_recommendable(load_settings().recommend_repeats)
     if fused.variant == "rerank":
         cands = reranker.candidates(data, users, exclude, fused.rerank, fused.use, fused.scorers(data))
     else:

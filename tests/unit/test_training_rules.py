@@ -75,6 +75,12 @@ def test_a_returned_purchase_is_no_signal_and_never_a_hit():
     recs = np.array([[list(data.products).index("P3"), -1]])
     assert ranking_metrics(recs, split.relevant[[row]], 2)["hitrate"] == 0.0
     assert split.exclude[c2, p2] == 1  # what a customer sent back is not recommended again
+    # publishing and the champion gate exclude by the same rule as the split (before, publishing forgot returns)
+    history = data.before(D0 + timedelta(days=2))
+    for repeats in (False, True):
+        assert (history.not_recommendable(repeats) != make_split(data, D0 + timedelta(days=2), D0 + timedelta(
+            days=3), repeats=repeats).exclude).nnz == 0
+    assert data.not_recommendable()[c2, p2] == 1 and data.not_recommendable(repeats=True)[c2, p2] == 1
 
 
 def test_the_dataset_does_not_depend_on_the_rows_physical_order():
