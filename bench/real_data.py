@@ -294,6 +294,14 @@ def warehouse_summary(url: str, business_date: date) -> list[str]:
                             (served[0], slice_, name, metric))
                 out.append(f"  {slice_} NDCG@10: " + ", ".join(
                     f"{n if slice_ == 'holdout' else m[5:]} {v:.4f}" for n, m, v in cur.fetchall()))
+            cur.execute("select distinct model_name, params::text from mart.model_performance where run_id = %s "
+                        "and params is not null order by 1", (served[0],))
+            out.append("  tuned on validation: " + "; ".join(f"{n} {p}" for n, p in cur.fetchall()))
+            cur.execute("select feature, weight from ml.fusion_weights where run_id = %s and variant = 'rerank' "
+                        "order by abs(weight) desc", (served[0],))
+            weights = cur.fetchall()
+            if weights:
+                out.append("  re-ranker weights (standardised): " + ", ".join(f"{f} {w:+.2f}" for f, w in weights))
         cur.execute("select count(distinct customer_id), count(*), max(rank) from mart.customer_recommendations "
                     "where business_date = %s", (business_date,))
         customers, rows, max_rank = cur.fetchone()
