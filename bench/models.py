@@ -138,6 +138,9 @@ def main() -> int:
     parser.add_argument("--scale-products", type=int, default=10_000)
     parser.add_argument("--scale-days", type=int, default=13)
     args = parser.parse_args()
+    if (args.reuse or args.load_only) and args.part != "scale":
+        parser.error("--reuse and --load-only need --part scale: the default part loads its own world into the same "
+                     "warehouse and would overwrite the kept scale world")
     url = isolated_url("models")  # never the user's warehouse
     with scratch_folder("models") as scratch:
         if args.part in ("default", "both"):
