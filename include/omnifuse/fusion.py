@@ -166,12 +166,10 @@ def variant_scores(variant: str, cands: Candidates, learner: LinearScorer | None
         return cands.rr.sum(axis=1)
     if variant in ("linear", "stacked", "rerank") and learner is None:
         raise ValueError(f"fusion variant {variant!r} needs its learned scorer")
-    if variant == "linear":
+    if variant in ("linear", "rerank"):  # z: the models' z-scores, or the re-ranker's features
         return learner.decision_function(cands.z)  # type: ignore[union-attr]  # checked above
     if variant == "stacked":
         return learner.decision_function(_stack_features(cands))  # type: ignore[union-attr]
-    if variant == "rerank":
-        return learner.decision_function(cands.z)  # type: ignore[union-attr]  # the re-ranker's features
     if variant == "single":
         return cands.z[:, 0]
     raise ValueError(f"unknown fusion variant {variant!r}")
@@ -179,6 +177,13 @@ def variant_scores(variant: str, cands: Candidates, learner: LinearScorer | None
 
 def _stack_features(c: Candidates) -> np.ndarray:
     return np.hstack([c.z, c.rr * 60.0, c.extra])
+
+
+def pair_index(cands: Candidates, recs: np.ndarray) -> np.ndarray:
+    """For each (batch row, product) of ``recs`` (rows × k, flattened), its index in ``cands`` (-1: none)."""
+    rows = np.repeat(np.arange(recs.shape[0]), recs.shape[1])
+    return pd.MultiIndex.from_arrays([cands.row, cands.item]).get_indexer(
+        pd.MultiIndex.from_arrays([rows, recs.ravel()]))
 
 
 def _labels(cands: Candidates, relevant: sp.csr_matrix) -> np.ndarray:
@@ -375,8 +380,7 @@ class FusedModel:
             if rules:
                 c, s = apply_rules(c, s, data, u, self.rules, k)
             r, v = rank(c, s, len(u), k)
-            lookup = pd.MultiIndex.from_arrays([c.row, c.item]).get_indexer(
-                pd.MultiIndex.from_arrays([np.repeat(np.arange(len(u)), k), r.ravel()]))
+            lookup = pair_index(c, r)
             m = np.zeros((len(u) * k, len(self.models)), dtype=bool)
             found = np.flatnonzero(lookup >= 0)
             m[np.ix_(found, np.asarray(cols, dtype=np.int64))] = c.in_top[lookup[found]]

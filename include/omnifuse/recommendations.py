@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from omnifuse import warehouse
 from omnifuse.config import Settings, load_settings
 from omnifuse.dataset import CHANNELS, Dataset
-from omnifuse.fusion import FusedModel
+from omnifuse.fusion import FusedModel, pair_index
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +197,7 @@ def _rerank_contributions(fused: FusedModel, data: Dataset, users: np.ndarray, r
         u = users[start:start + chunk]
         r = recs[start:start + chunk]
         c = reranker.candidates(data, u, exclude, fused.rerank, fused.use, scorers)
-        lookup = pd.MultiIndex.from_arrays([c.row, c.item]).get_indexer(
-            pd.MultiIndex.from_arrays([np.repeat(np.arange(len(u)), k), r.ravel()]))
+        lookup = pair_index(c, r)
         terms = np.zeros((len(u) * k, len(names)))
         found = lookup >= 0
         terms[found] = reranker.contributions(fused.learner, c.z[lookup[found]])
