@@ -300,8 +300,13 @@ def warehouse_summary(url: str, business_date: date) -> list[str]:
             cur.execute("select feature, weight from ml.fusion_weights where run_id = %s and variant = 'rerank' "
                         "order by abs(weight) desc", (served[0],))
             weights = cur.fetchall()
-            if weights:
-                out.append("  re-ranker weights (standardised): " + ", ".join(f"{f} {w:+.2f}" for f, w in weights))
+            linear = [(f, w) for f, w in weights if not f.startswith("trees:")]
+            gains = sorted(((f[6:], w) for f, w in weights if f.startswith("trees:")), key=lambda fw: -fw[1])
+            if linear:
+                out.append("  re-ranker logistic weights (standardised): "
+                           + ", ".join(f"{f} {w:+.2f}" for f, w in linear))
+            if gains:
+                out.append("  re-ranker trees, share of split gain: " + ", ".join(f"{f} {w:.2f}" for f, w in gains))
         cur.execute("select count(distinct customer_id), count(*), max(rank) from mart.customer_recommendations "
                     "where business_date = %s", (business_date,))
         customers, rows, max_rank = cur.fetchone()

@@ -9,16 +9,17 @@ popularity, price band and in-store flag, and the customer's channel mix, recenc
 - ``linear``: learned blend weights — a logistic regression on the z-scores;
 - ``stacked``: a logistic regression on all the standardised features (z-scores, reciprocal ranks, product
   and customer features);
-- ``rerank``: :mod:`omnifuse.reranker`, a logistic regression over several scorers' views of EASE's top
-  candidates, trained on time folds inside its own history (never on the validation labels, so every
-  validation customer is scored out of sample without cross-fitting);
+- ``rerank``: :mod:`omnifuse.reranker`, a logistic regression blended with gradient-boosted trees over
+  several scorers' views of EASE's top candidates, trained on time folds inside its own history (never on
+  the validation labels, so every validation customer is scored out of sample without cross-fitting);
 - ``single``: one model's own ranking (what is served when fusion does not beat the best single model).
 
 The other learned variants are compared on every validation customer by two-fold cross-fitting (learners
 fitted on one half score the other), and the served learners are fitted on all of them. The choice is the
 simplest variant (equal, rrf, linear, stacked, rerank, in that order) that the best one does not beat beyond
 the noise (paired bootstrap over customers). Validation labels must end before the holdout starts
-(:class:`LeakageError` otherwise). Learners are stored as numpy arrays (no pickle). Business rules then
+(:class:`LeakageError` otherwise). Learners are stored as numpy arrays, and the re-ranker's trees as
+LightGBM model text (no pickle). Business rules then
 shape the final top-K: in stock only, not already bought unless repeatable, at most ``max_per_category``
 per category, and a boost for products the stores carry in proportion to a customer's store share.
 """
@@ -411,6 +412,9 @@ class FusedModel:
                 model.save(tmp / "models" / name)
             if self.learner is not None:
                 np.savez(tmp / "learner.npz", **self.learner.arrays())  # type: ignore[arg-type]  # as in models.base
+                trees = getattr(self.learner, "trees", None)  # the re-ranker's LightGBM half (model strings)
+                if trees:
+                    (tmp / "learner_trees.json").write_text(json.dumps(trees))
             (tmp / "fusion.json").write_text(json.dumps({
                 "variant": self.variant, "models": list(self.models), "use": self.use, "rules": asdict(self.rules),
                 "n_candidates": self.n_candidates, "learner": self.learner is not None,
@@ -431,6 +435,10 @@ class FusedModel:
             if meta.get("learner"):
                 with np.load(folder / "learner.npz", allow_pickle=False) as f:
                     learner = LinearScorer(f["coef"], float(f["intercept"][0]), f["mean"], f["scale"])
+                if (folder / "learner_trees.json").exists():
+                    from omnifuse.reranker import RerankLearner
+
+                    learner = RerankLearner(learner, json.loads((folder / "learner_trees.json").read_text()))
         except (OSError, ValueError, KeyError) as exc:
             raise ArtifactError(f"fused model {folder} cannot be read ({exc}); re-run omnifuse_retrain.") from exc
         models = {name: model_class(name).load(folder / "models" / name) for name in meta["models"]}

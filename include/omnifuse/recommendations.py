@@ -185,7 +185,8 @@ def model_contributions(fused: FusedModel, data: Dataset, users: np.ndarray, rec
 def _rerank_contributions(fused: FusedModel, data: Dataset, users: np.ndarray, recs: np.ndarray,
                           exclude: sp.csr_matrix, chunk: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The re-ranker's contributions: per scorer group (:data:`omnifuse.reranker.GROUPS`), weight 1 x the
-    group's linear terms of the learnt score; they add up to the fused score before rules, less the intercept."""
+    group's terms of the learnt score (the logistic half's linear terms, the trees' half as one group); they
+    add up to the fused score before rules, less the logistic half's intercept."""
     from omnifuse import reranker
 
     assert fused.learner is not None and fused.rerank is not None  # a rerank model always has both

@@ -16,15 +16,21 @@ models' scores plateaus at plain EASE; a learned re-ranker over several cheap sc
   product's age in H; **customer controls**: log(1 + distinct products), days since u's last event and
   log(1 + purchase baskets). Controls cannot reorder a list; they keep the other weights from absorbing the
   differences between customers;
-- **weights**: standardised logistic regression (C = 0.01) on candidates labelled by later purchases, pooled
-  from three folds inside H: cut-offs at E - S/6, E - S/3 and E - S/2 (E: H's last day, S: its span), each
-  fold's features computed on its own history only, labels over the next S/3 days (to E at most) under the
-  protocol publishing uses (:func:`omnifuse.evaluate.make_split`).
+- **the learner** (:class:`RerankLearner`): the mean, in log-odds, of a standardised logistic regression
+  (C = 0.01) and of three seeded LightGBM gradient-boosted tree models (200 trees of 15 leaves), all fitted on
+  the same candidates labelled by later purchases, pooled from three folds inside H: cut-offs at E - S/6,
+  E - S/3 and E - S/2 (E: H's last day, S: its span), each fold's features computed on its own history only,
+  labels over the next S/3 days (to E at most) under the protocol publishing uses
+  (:func:`omnifuse.evaluate.make_split`). The logistic half is the steady part (the features' main effects);
+  the trees add what a line cannot say (EASE's rank matters more for a customer with a long history, a
+  recent best-seller matters more for a light one). Measured over 22 monthly cut-offs of two years of
+  Online Retail, the blend beats plain EASE at every one (1.03-1.16×, geometric mean 1.07×) where the
+  logistic regression alone ranged 1.00-1.16× (1.06×): ``bench/research/issue12_reranker.md``.
 
 The scorers are memory-based: they are recomputed from the history a list is ranked from (like item-kNN's
-profile), so what is learnt and stored is the features' weights (:class:`omnifuse.fusion.LinearScorer`), a few
-numbers. Products outside the ``max_items`` most bought of H are not candidates (bounds the cost on very
-large catalogs: every scorer is a dense ``max_items``² matrix).
+profile), so what is learnt and stored is the logistic weights (arrays) and the trees (LightGBM's own text
+format, JSON-quoted; no pickle). Products outside the ``max_items`` most bought of H are not candidates
+(bounds the cost on very large catalogs: every scorer is a dense ``max_items``² matrix).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,6 +56,12 @@ USER_NEIGHBOURS = 100
 ITEM_NEIGHBOURS = 200
 DECAY_HALF_LIFE = 30.0
 C = 0.01
+#: LightGBM's settings for the trees half (one thread: the same trees on any machine)
+TREES: dict[str, Any] = {"objective": "binary", "n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15,
+         "min_child_samples": 50, "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "n_jobs": 1,
+         "deterministic": True, "force_row_wise": True, "verbose": -1}
+TREE_SEEDS = 3
+TREE_WEIGHT = 0.5
 _WORD = re.compile(r"[a-z]{3,}")
 EPOCH = date(1970, 1, 1)
 
@@ -256,6 +269,67 @@ def _batch_features(sc: Scorers, users: np.ndarray, exclude: sp.csr_matrix, conf
     return rows, sc.universe[cols], out
 
 
+class RerankLearner(LinearScorer):
+    """The re-ranker's score: ``(1 - TREE_WEIGHT)`` x the logistic regression's log-odds (the inherited
+    :class:`~omnifuse.fusion.LinearScorer`) + ``TREE_WEIGHT`` x the mean raw score (log-odds) of the trees.
+    ``trees`` are LightGBM model strings; without trees it is the logistic regression alone."""
+
+    def __init__(self, linear: LinearScorer, trees: list[str]):
+        super().__init__(linear.coef, linear.intercept, linear.mean, linear.scale)
+        self.trees = list(trees)
+        self._boosters: list | None = None
+
+    def boosters(self) -> list:
+        if self._boosters is None:
+            import lightgbm as lgb
+
+            self._boosters = [lgb.Booster(model_str=t) for t in self.trees]
+        return self._boosters
+
+    def linear_part(self, x: np.ndarray) -> np.ndarray:
+        return LinearScorer.decision_function(self, x)
+
+    def tree_part(self, x: np.ndarray) -> np.ndarray:
+        """The trees' mean raw score (0 without trees)."""
+        x = np.asarray(x, np.float64)
+        if not self.trees or not len(x):
+            return np.zeros(len(x))
+        return np.mean([b.predict(x, raw_score=True, num_threads=1) for b in self.boosters()], axis=0)
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        if not self.trees:
+            return self.linear_part(x)
+        return (1.0 - TREE_WEIGHT) * self.linear_part(x) + TREE_WEIGHT * self.tree_part(x)
+
+    @property
+    def linear_weight(self) -> float:
+        """The logistic half's share of the score."""
+        return 1.0 - TREE_WEIGHT if self.trees else 1.0
+
+    def importance(self) -> np.ndarray:
+        """Each feature's share of the trees' total split gain (zeros without trees)."""
+        if not self.trees:
+            return np.zeros(len(self.coef))
+        gain = np.sum([b.feature_importance("gain") for b in self.boosters()], axis=0).astype(np.float64)
+        return gain / gain.sum() if gain.sum() > 0 else gain
+
+
+def weights(learner: RerankLearner) -> dict[str, float]:
+    """What ``ml.fusion_weights`` shows of a re-ranker: the logistic half's standardised coefficients, one per
+    feature, and the trees' share of split gain per feature as ``trees:<feature>``."""
+    out = dict(zip(FEATURES, learner.coef.tolist(), strict=True))
+    if learner.trees:
+        out.update({f"trees:{f}": g for f, g in zip(FEATURES, learner.importance().tolist(), strict=True)})
+    return out
+
+
+def _fit_trees(x: np.ndarray, y: np.ndarray, seed: int) -> list[str]:
+    import lightgbm as lgb
+
+    return [lgb.LGBMClassifier(**TREES, random_state=seed + k).fit(x, y).booster_.model_to_string()
+            for k in range(TREE_SEEDS)]
+
+
 def _folds(history: Dataset) -> list[tuple[int, int]]:
     """(cut-off day, label days) of the training folds inside ``history``."""
     if not len(history.day):
@@ -271,9 +345,9 @@ def _folds(history: Dataset) -> list[tuple[int, int]]:
 
 
 def fit(history: Dataset, seed: int, repeats: bool = False, config: RerankConfig | None = None
-        ) -> LinearScorer | None:
-    """The re-ranker's weights learnt on folds inside ``history`` (None when the folds hold no positive or
-    no negative candidate: too little history to learn from)."""
+        ) -> RerankLearner | None:
+    """The re-ranker learnt on folds inside ``history`` (None when the folds hold no positive or no negative
+    candidate: too little history to learn from)."""
     config = config or RerankConfig()
     rng = np.random.default_rng(seed)
     xs, ys = [], []
@@ -294,7 +368,7 @@ def fit(history: Dataset, seed: int, repeats: bool = False, config: RerankConfig
     x, y = np.vstack(xs), np.concatenate(ys)
     if y.sum() == 0 or y.all():
         return None
-    return LinearScorer.fit(x, y, standardise=True, seed=seed, c=C)
+    return RerankLearner(LinearScorer.fit(x, y, standardise=True, seed=seed, c=C), _fit_trees(x, y, seed))
 
 
 def candidates(history: Dataset, users: np.ndarray, exclude: sp.csr_matrix, config: RerankConfig,
@@ -321,12 +395,20 @@ GROUPS = {
     "product_names": ("text_rank",),
     "popularity_trend": ("lpop7", "lpop28", "lpop_all", "trend28", "age"),
     "customer": ("history_len", "days_since_last", "baskets"),
+    "boosted_trees": (),  # the trees' half of the score, as one term
 }
 
 
 def contributions(learner: LinearScorer, x: np.ndarray) -> np.ndarray:
-    """Per candidate row of features ``x``, each scorer group's linear terms of the learnt score,
-    ``(rows, len(GROUPS))``: they add up to the score less the learner's intercept."""
-    terms = (np.asarray(x, np.float64) - learner.mean) / learner.scale * learner.coef
+    """Per candidate row of features ``x``, each scorer group's terms of the learnt score,
+    ``(rows, len(GROUPS))``: the logistic half's linear terms of the group's features, and the trees' half as
+    the ``boosted_trees`` group (trees cannot be split by feature cheaply). They add up to the score less the
+    logistic half's intercept."""
+    if not isinstance(learner, RerankLearner):  # a re-ranker stored before it had trees
+        learner = RerankLearner(learner, [])
+    x = np.asarray(x, np.float64)
+    terms = (x - learner.mean) / learner.scale * learner.coef * learner.linear_weight
     at = {f: j for j, f in enumerate(FEATURES)}
-    return np.column_stack([terms[:, [at[f] for f in feats]].sum(axis=1) for feats in GROUPS.values()])
+    trees = (1.0 - learner.linear_weight) * learner.tree_part(x)
+    return np.column_stack([terms[:, [at[f] for f in feats]].sum(axis=1) if feats else trees
+                            for feats in GROUPS.values()])

@@ -323,7 +323,7 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
     if variant == "rerank":  # refitted on folds of the whole window, like the base models' served fits
         served_learner = reranker.fit(data, seed, repeats, rr) or learner
         if served_learner is not None:
-            learnt.weights["rerank"] = dict(zip(reranker.FEATURES, served_learner.coef.tolist(), strict=True))
+            learnt.weights["rerank"] = reranker.weights(served_learner)
     FusedModel(evaluated, variant, learner, rules=rules, n_candidates=n_cand, use=use, rerank=rr).save(
         plan.artifact_dir / "evaluated")
     FusedModel(_load_models(plan.artifact_dir / "served", names), variant, served_learner, rules=rules,

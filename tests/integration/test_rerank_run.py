@@ -85,4 +85,7 @@ def test_a_served_reranker_is_relearnt_on_folds_of_the_whole_window(clean_wareho
         cur.execute("select feature, weight from ml.fusion_weights where run_id = %s and variant = 'rerank'",
                     (plan.run_id,))
         weights = dict(cur.fetchall())
-    assert weights == pytest.approx(dict(zip(reranker.FEATURES, whole_window.coef.tolist(), strict=True)))
+    assert weights == pytest.approx(reranker.weights(whole_window))
+    assert served.learner.trees == whole_window.trees != evaluated.learner.trees  # the trees are stored too
+    gains = [weights[f"trees:{f}"] for f in reranker.FEATURES]
+    assert sum(gains) == pytest.approx(1.0) and min(gains) >= 0

@@ -51,7 +51,11 @@ def test_reranker_learns_on_folds_and_ranks_the_planted_taste_through_a_saved_fu
     split = make_split(data, EPOCH + timedelta(days=START + 45), EPOCH + timedelta(days=START + DAYS - 1))
     learner = reranker.fit(split.train, seed=3, config=CONFIG)
     assert learner is not None and learner.coef.shape == (len(reranker.FEATURES),)
-    assert reranker.fit(split.train, seed=3, config=CONFIG).coef.tolist() == learner.coef.tolist()  # seeded
+    again_learnt = reranker.fit(split.train, seed=3, config=CONFIG)
+    assert again_learnt is not None and again_learnt.coef.tolist() == learner.coef.tolist()  # seeded
+    assert len(learner.trees) == reranker.TREE_SEEDS and again_learnt.trees == learner.trees
+    trees = learner.tree_part(np.zeros((3, len(reranker.FEATURES))))
+    assert np.isfinite(trees).all() and learner.linear_weight == 1 - reranker.TREE_WEIGHT
     models = {"popularity": model_class("popularity")(seed=3).fit(split.train)}
     fused = FusedModel(models, "rerank", learner, rules=Rules(max_per_category=10), rerank=CONFIG)
     recs, scores, proposed = fused.rank(split.train, split.users, split.exclude, 5)
@@ -93,7 +97,7 @@ def test_contributions_per_scorer_add_up_to_the_reranked_score():
     for row in range(len(split.users)):
         for pos, item in enumerate(recs[row]):
             if item >= 0:
-                total = normalised[row, pos].sum() + learner.intercept
+                total = normalised[row, pos].sum() + learner.linear_weight * learner.intercept
                 assert abs(total - score[(row, int(item))]) < 1e-6
 
 

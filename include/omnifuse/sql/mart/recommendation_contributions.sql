@@ -27,7 +27,7 @@ final as (
             when 'rrf' then 'weight 1 x 1 / (60 + the model''s rank) within its top candidates'
             when 'single' then 'weight 1 x the served model''s per-customer z-score'
             when 'stacked' then 'weight 1 x the ranker''s linear terms of the model''s z-score and reciprocal rank'
-            when 'rerank' then 'weight 1 x the re-ranker''s linear terms of this scorer''s features (standardised as fitted)'
+            when 'rerank' then 'weight 1 x the re-ranker''s terms: half its logistic terms of this scorer''s features (standardised as fitted), or half its trees'' log-odds (boosted_trees)'
             else 'equal weight x the model''s per-customer z-score'
         end as method,
         b.model_version
