@@ -253,21 +253,28 @@ def choose_variant(per_cust: dict[str, np.ndarray], seed: int) -> tuple[str, str
     return best, f"{best}: validation NDCG@10 {means[best]:.4f}"
 
 
-def choose_served(fused: np.ndarray, singles: dict[str, np.ndarray], variant: str, seed: int
-                  ) -> tuple[str, str]:
+#: the variants whose learner never saw the validation labels: their validation scores are out of sample, so
+#: the validation customers are evidence for serving them too (``linear`` and ``stacked`` learn on them)
+OUT_OF_SAMPLE_ON_VALIDATION = ("equal", "rrf", "rerank")
+
+
+def choose_served(fused: np.ndarray, singles: dict[str, np.ndarray], variant: str, seed: int,
+                  evidence: str = "holdout") -> tuple[str, str]:
     """Fusion earns its place: ``(served, why)`` where ``served`` is ``fusion_<variant>`` when the fusion's
     per-customer NDCG (``fused``) beats the best single model's (``singles``, same customers, both with the
-    business rules) beyond the noise (paired bootstrap lower bound > 0), else the best single model's name."""
+    business rules) beyond the noise (paired bootstrap lower bound > 0), else the best single model's name.
+    ``evidence`` names the customers the arrays hold, for the reason."""
     names = list(singles)
     best = max(names, key=lambda n: (float(singles[n].mean()) if len(singles[n]) else 0.0, -names.index(n)))
     lb = paired_lower_bound(fused, singles[best], seed) if len(fused) else 0.0
     f_mean = float(fused.mean()) if len(fused) else 0.0
     b_mean = float(singles[best].mean()) if len(singles[best]) else 0.0
+    on = f"on {len(fused):,} {evidence} customers"
     if len(names) > 1 and lb > 0:
         return f"fusion_{variant}", (f"fusion_{variant} (NDCG@10 {f_mean:.4f}) beats the best single model {best} "
-                                     f"({b_mean:.4f}) beyond the noise (gain lower bound {lb:+.4f})")
+                                     f"({b_mean:.4f}) beyond the noise {on} (gain lower bound {lb:+.4f})")
     return best, (f"serving {best} with the business rules: fusion_{variant} (NDCG@10 {f_mean:.4f}) does not beat "
-                  f"it ({b_mean:.4f}) beyond the noise (gain lower bound {lb:+.4f})")
+                  f"it ({b_mean:.4f}) beyond the noise {on} (gain lower bound {lb:+.4f})")
 
 
 def fit_learners(models: dict[str, Recommender], data: Dataset, valid: Split, holdout_start_day: int,

@@ -36,10 +36,21 @@ import numpy as np
 
 from omnifuse import registry, reranker, warehouse
 from omnifuse.artifacts import read_file, write_file
-from omnifuse.config import Settings, TrainingSettings, load_settings, load_training_settings
+from omnifuse.config import RerankConfig, Settings, TrainingSettings, load_settings, load_training_settings
 from omnifuse.dataset import Dataset, load_dataset
 from omnifuse.evaluate import KS, Split, evaluate, make_split, per_customer, size_window
-from omnifuse.fusion import BLENDS, FusedModel, Rules, candidates, choose_served, fit_learners, rank, variant_scores
+from omnifuse.fusion import (
+    BLENDS,
+    OUT_OF_SAMPLE_ON_VALIDATION,
+    FusedModel,
+    LinearScorer,
+    Rules,
+    candidates,
+    choose_served,
+    fit_learners,
+    rank,
+    variant_scores,
+)
 from omnifuse.models import BASE_MODELS, Recommender, model_class
 from omnifuse.registry import GateDecision
 from omnifuse.tuning import record_trials, tune
@@ -236,6 +247,29 @@ def _ndcg10(recs: np.ndarray, split: Split) -> np.ndarray:
     return per_customer(recs, split.relevant, 10)["ndcg"]
 
 
+#: validation customers scored for the serving decision at most (a seeded sample beyond)
+EVIDENCE_MAX_USERS = 5_000
+
+
+def _validation_evidence(models: dict, valid: Split, variant: str, learner: LinearScorer | None, rules: Rules,
+                         n_cand: int, rr: RerankConfig, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per-customer NDCG@10 on the validation slice, with the business rules, of the fusion ``variant`` (its
+    learner learnt without the validation labels) and of every single model, all fitted before the slice."""
+    users = valid.users
+    keep = np.arange(len(users))
+    if len(users) > EVIDENCE_MAX_USERS:
+        keep = np.sort(np.random.default_rng(seed).choice(len(users), EVIDENCE_MAX_USERS, replace=False))
+    users = users[keep]
+    sub = Split(users, valid.relevant[keep], valid.exclude, valid.train, valid.end_day)
+
+    def ndcg(model: FusedModel) -> np.ndarray:
+        return _ndcg10(model.rank(valid.train, users, valid.exclude, TOP_K)[0], sub)
+
+    fused = ndcg(FusedModel(models, variant, learner, rules=rules, n_candidates=n_cand, rerank=rr))
+    singles = {n: ndcg(FusedModel(models, "single", rules=rules, n_candidates=n_cand, use=[n])) for n in models}
+    return fused, singles
+
+
 class Selection(TypedDict):
     """What a run serves (``selection.json``, written by :func:`fuse_models`, read by :func:`gate_champion`)."""
 
@@ -275,8 +309,9 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
     names = tuple(models or BASE_MODELS)
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
     valid, holdout = plan.splits(data, settings)
-    learnt = fit_learners(_load_models(plan.artifact_dir / "valid", names), data, valid,
-                          (plan.split_date - EPOCH).days, n_cand, seed, rerank=rr, repeats=repeats)
+    valid_models = _load_models(plan.artifact_dir / "valid", names)
+    learnt = fit_learners(valid_models, data, valid, (plan.split_date - EPOCH).days, n_cand, seed, rerank=rr,
+                          repeats=repeats)
     choice = learnt.choice
     evaluated = _load_models(plan.artifact_dir / "holdout", names)
 
@@ -308,7 +343,15 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
         s_recs, _, _ = single.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
         results[f"{name}_with_rules"] = evaluate(s_recs, holdout, data.n_items, seed)
         singles[name] = (_ndcg10(s_recs, holdout), s_recs)
-    served_model, why = choose_served(fused_pc, {n: singles[n][0] for n in names}, choice, seed)
+    fused_ev, singles_ev, evidence = fused_pc, {n: singles[n][0] for n in names}, "holdout"
+    if choice in OUT_OF_SAMPLE_ON_VALIDATION and (choice != "rerank" or "rerank" in learnt.learners):
+        # its validation scores are out of sample too: twice the customers, half the noise of one short slice
+        v_fused, v_singles = _validation_evidence(valid_models, valid, choice, learnt.learners.get(choice), rules,
+                                                  n_cand, rr, seed)
+        fused_ev = np.concatenate([v_fused, fused_pc])
+        singles_ev = {n: np.concatenate([v_singles[n], singles_ev[n]]) for n in names}
+        evidence = "validation and holdout"
+    served_model, why = choose_served(fused_ev, singles_ev, choice, seed, evidence)
     if served_model.startswith("fusion_"):
         variant, use, recs = choice, list(names), fused_recs
     else:

@@ -58,6 +58,35 @@ def test_a_run_scores_the_reranker_trained_on_folds_before_each_slice(clean_ware
     assert stored == pytest.approx(per_customer(recs, holdout.relevant, 10)["ndcg"].mean(), abs=1e-9)
 
 
+def test_serving_a_reranker_weighs_its_validation_and_its_holdout_customers(clean_warehouse, tmp_path,
+                                                                            monkeypatch):
+    url = clean_warehouse
+    data = purchase_world()
+    plan = _record_run(url, tmp_path / "run", data)
+    for name in MODELS:
+        train_model(plan.run_id, name, url=url, budget_s=5)
+    monkeypatch.setattr(fusion, "choose_variant", lambda per_cust, seed: ("rerank", "chosen by the test"))
+    seen = {}
+
+    def spy(fused, singles, variant, seed, evidence="holdout"):
+        seen.update(fused=fused, singles=singles, evidence=evidence)
+        return fusion.choose_served(fused, singles, variant, seed, evidence)
+
+    monkeypatch.setattr(training_run, "choose_served", spy)
+    summary = fuse_models(plan.run_id, url=url, models=MODELS)
+    settings = load_settings()
+    valid, holdout = plan.splits(data, settings)
+    assert seen["evidence"] == "validation and holdout"
+    assert len(seen["fused"]) == len(valid.users) + len(holdout.users) == len(seen["singles"]["ease"])
+    # the validation half: the re-ranker learnt on folds before the validation slice, with the rules
+    learner = reranker.fit(valid.train, settings.seed, settings.recommend_repeats)
+    assert learner is not None
+    models = training_run._load_models(plan.artifact_dir / "valid", MODELS)
+    recs, _, _ = FusedModel(models, "rerank", learner).rank(valid.train, valid.users, valid.exclude, 10)
+    np.testing.assert_allclose(seen["fused"][:len(valid.users)], per_customer(recs, valid.relevant, 10)["ndcg"])
+    assert f"on {len(seen['fused']):,} validation and holdout customers" in summary["reason"]
+
+
 def test_a_served_reranker_is_relearnt_on_folds_of_the_whole_window(clean_warehouse, tmp_path, monkeypatch):
     url = clean_warehouse
     data = purchase_world()
@@ -67,7 +96,7 @@ def test_a_served_reranker_is_relearnt_on_folds_of_the_whole_window(clean_wareho
     # whatever this small world's validation and holdout say, take the re-ranker and serve it
     monkeypatch.setattr(fusion, "choose_variant", lambda per_cust, seed: ("rerank", "chosen by the test"))
     monkeypatch.setattr(training_run, "choose_served",
-                        lambda fused, singles, variant, seed: (f"fusion_{variant}", "served by the test"))
+                        lambda fused, singles, variant, seed, evidence: (f"fusion_{variant}", "served by the test"))
     summary = fuse_models(plan.run_id, url=url, models=MODELS)
     assert summary["served_model"] == "fusion_rerank"
     settings = load_settings()

@@ -34,6 +34,20 @@ project's virtualenv has neither optional reader, so convert once with any tool,
 ``9bc5be71…6c50``). That copy stores UCI's 2,928 missing descriptions as the text ``nan``; :func:`normalise`
 reads them as missing. The data stay out of the repository even though the licence would allow them.
 
+**A second year, a second check.** The first UCI release, "Online Retail" (Chen, D. (2015),
+https://doi.org/10.24432/C5BW33, CC BY 4.0: 541,909 lines, 2010-12-01 .. 2011-12-09, the same retailer a year
+later), is stored as Parquet in another public repository; its lines of 2010-12-01 .. 09 equal the 2009-2010
+sheet's::
+
+    repo   WhiteHorse101/OnlineEcommerce
+    path   Data/Raw/online_retail.parquet
+    commit cc5f128abc68a5b36f993ab84c68668f1d4c5cee
+    sha256 399de155a1c07e4bc89d8ef4f75d619c70a6b4ed39cc76ea54d56c2c939fb72b
+
+Convert it to ``.csv.gz`` as above (that copy fills UCI's 1,454 missing descriptions with the text
+``Unknown``: write them back as empty), then ``bench/real_data.py --src online_retail_2010_2011.csv.gz``
+(on the development machine: ``/work/data/second/online_retail_2010_2011.csv.gz``).
+
 **Mapping to the landing contract** (one store: the retailer's web shop, ``Europe/London``, GBP):
 
 - ``store/<date>/pos.csv``: ``Invoice`` → ``receipt_id``, position of the line in its invoice → ``line_no``,
