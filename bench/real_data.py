@@ -5,8 +5,10 @@
                                         [--loader auto|backfill|dag-test]
 
 The data set is UCI "Online Retail II" (CC BY 4.0; see :mod:`omnifuse.realdata.online_retail` for where it
-comes from; default file ``/work/data/online_retail_ii/online_retail_ii_2009_2010.csv.gz``). The bench runs on
-its own embedded warehouse in a temporary state folder (``bench/_isolated.py``), then:
+comes from; default file ``/work/data/online_retail_ii/online_retail_ii_2009_2010.csv.gz``; the same
+retailer's next year, UCI "Online Retail" 2010-2011, is read too:
+``--src /work/data/second/online_retail_2010_2011.csv.gz``). The bench runs on its own embedded warehouse in a
+temporary state folder (``bench/_isolated.py``), then:
 
 1. converts the last ``--days`` + ``--test-days`` days available: the first ``--days`` (the training window,
    ending at the business date T) into the landing zone; the last ``--test-days`` are never loaded;

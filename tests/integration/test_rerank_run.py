@@ -36,12 +36,18 @@ def _record_run(url: str, folder, data: Dataset) -> Plan:
     return plan
 
 
-def test_a_run_scores_the_reranker_trained_on_folds_before_each_slice(clean_warehouse, tmp_path):
-    url = clean_warehouse
+def _trained_run(url: str, folder) -> tuple[Dataset, Plan]:
+    """The purchase world recorded as a run, its base models trained (the ``train_*`` tasks)."""
     data = purchase_world()
-    plan = _record_run(url, tmp_path / "run", data)
+    plan = _record_run(url, folder, data)
     for name in MODELS:
         train_model(plan.run_id, name, url=url, budget_s=5)
+    return data, plan
+
+
+def test_a_run_scores_the_reranker_trained_on_folds_before_each_slice(clean_warehouse, tmp_path):
+    url = clean_warehouse
+    data, plan = _trained_run(url, tmp_path / "run")
     summary = fuse_models(plan.run_id, url=url, models=MODELS)
     assert "rerank" in summary["validation_ndcg10"] and "fusion_rerank" in summary["holdout_ndcg10"]
     settings = load_settings()
@@ -61,10 +67,7 @@ def test_a_run_scores_the_reranker_trained_on_folds_before_each_slice(clean_ware
 def test_serving_a_reranker_weighs_its_validation_and_its_holdout_customers(clean_warehouse, tmp_path,
                                                                             monkeypatch):
     url = clean_warehouse
-    data = purchase_world()
-    plan = _record_run(url, tmp_path / "run", data)
-    for name in MODELS:
-        train_model(plan.run_id, name, url=url, budget_s=5)
+    data, plan = _trained_run(url, tmp_path / "run")
     monkeypatch.setattr(fusion, "choose_variant", lambda per_cust, seed: ("rerank", "chosen by the test"))
     seen = {}
 
@@ -89,10 +92,7 @@ def test_serving_a_reranker_weighs_its_validation_and_its_holdout_customers(clea
 
 def test_a_served_reranker_is_relearnt_on_folds_of_the_whole_window(clean_warehouse, tmp_path, monkeypatch):
     url = clean_warehouse
-    data = purchase_world()
-    plan = _record_run(url, tmp_path / "run", data)
-    for name in MODELS:
-        train_model(plan.run_id, name, url=url, budget_s=5)
+    data, plan = _trained_run(url, tmp_path / "run")
     # whatever this small world's validation and holdout say, take the re-ranker and serve it
     monkeypatch.setattr(fusion, "choose_variant", lambda per_cust, seed: ("rerank", "chosen by the test"))
     monkeypatch.setattr(training_run, "choose_served",
