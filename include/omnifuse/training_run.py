@@ -297,7 +297,8 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
                 settings: Settings | None = None, training: TrainingSettings | None = None) -> FusionSummary:
     """Choose the fusion variant on the validation slice; score every variant, the fusion with rules and each
     single model with rules on the holdout; serve the fusion only if it beats the best single model beyond the
-    noise; save the evaluated and the served (refitted) configuration."""
+    noise (on the holdout customers, and on the validation ones too for a variant whose learner never saw the
+    validation labels); save the evaluated and the served (refitted) configuration."""
     settings = settings or load_settings()
     training = training or load_training_settings()
     seed = settings.seed
@@ -345,7 +346,7 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
         singles[name] = (_ndcg10(s_recs, holdout), s_recs)
     fused_ev, singles_ev, evidence = fused_pc, {n: singles[n][0] for n in names}, "holdout"
     if choice in OUT_OF_SAMPLE_ON_VALIDATION and (choice != "rerank" or "rerank" in learnt.learners):
-        # its validation scores are out of sample too: twice the customers, half the noise of one short slice
+        # its validation scores are out of sample too: about twice the customers, a √2 narrower interval
         v_fused, v_singles = _validation_evidence(valid_models, valid, choice, learnt.learners.get(choice), rules,
                                                   n_cand, rr, seed)
         fused_ev = np.concatenate([v_fused, fused_pc])
