@@ -336,6 +336,7 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
         recs, _ = rank(c, evaluated_rr.decision_function(c.z), len(holdout.users), TOP_K)
         results["fusion_rerank"] = evaluate(recs, holdout, data.n_items, seed)
     fused_recs, _, _ = fused.rank(holdout.train, holdout.users, holdout.exclude, TOP_K)
+    del fused  # with it go the re-ranker's scorers on the holdout's history (hundreds of MB at scale)
     results["fused_with_rules"] = evaluate(fused_recs, holdout, data.n_items, seed)
     fused_pc = _ndcg10(fused_recs, holdout)
     singles = {}
