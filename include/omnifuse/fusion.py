@@ -19,9 +19,9 @@ fitted on one half score the other), and the served learners are fitted on all o
 simplest variant (equal, rrf, linear, stacked, rerank, in that order) that the best one does not beat beyond
 the noise (paired bootstrap over customers). Validation labels must end before the holdout starts
 (:class:`LeakageError` otherwise). Learners are stored as numpy arrays, and the re-ranker's trees as
-LightGBM model text (no pickle). Business rules then
-shape the final top-K: in stock only, not already bought unless repeatable, at most ``max_per_category``
-per category, and a boost for products the stores carry in proportion to a customer's store share.
+LightGBM model text (no pickle). Business rules then shape the final top-K: in stock only, not already
+bought unless repeatable, at most ``max_per_category`` per category, and a boost for products the stores
+carry in proportion to a customer's store share.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ models' scores plateaus at plain EASE; a learned re-ranker over several cheap sc
   E - S/3 and E - S/2 (E: H's last day, S: its span), each fold's features computed on its own history only,
   labels over the next S/3 days (to E at most) under the protocol publishing uses
   (:func:`omnifuse.evaluate.make_split`). The logistic half is the steady part (the features' main effects);
-  the trees add what a line cannot say (EASE's rank matters more for a customer with a long history, a
-  recent best-seller matters more for a light one). Measured over 22 monthly cut-offs of two years of
+  the trees add the interactions a line cannot express (how much one scorer's rank counts may depend on
+  the customer's history or the product's popularity). Measured over 22 monthly cut-offs of two years of
   Online Retail, the blend beats plain EASE at every one (1.03-1.16×, geometric mean 1.07×) where the
   logistic regression alone ranged 1.00-1.16× (1.06×): ``bench/research/issue12_reranker.md``.
 
@@ -57,9 +57,11 @@ ITEM_NEIGHBOURS = 200
 DECAY_HALF_LIFE = 30.0
 C = 0.01
 #: LightGBM's settings for the trees half (one thread: the same trees on any machine)
-TREES: dict[str, Any] = {"objective": "binary", "n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15,
-         "min_child_samples": 50, "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "n_jobs": 1,
-         "deterministic": True, "force_row_wise": True, "verbose": -1}
+TREES: dict[str, Any] = {
+    "objective": "binary", "n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 50,
+    "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "n_jobs": 1, "deterministic": True,
+    "force_row_wise": True, "verbose": -1,
+}
 TREE_SEEDS = 3
 TREE_WEIGHT = 0.5
 _WORD = re.compile(r"[a-z]{3,}")

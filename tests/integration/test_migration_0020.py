@@ -143,7 +143,7 @@ def test_0020_migrates_a_loaded_warehouse_to_the_fresh_shape_and_later_loads_rep
     interactions = _query(url, "select count(*) from core.interactions where _batch_date = %s", (DAY1,))[0][0]
     assert interactions > 0
 
-    assert warehouse.migrate(url) == ["0020_arrival_date_store_locations.sql"]
+    assert warehouse.migrate(url)[0] == "0020_arrival_date_store_locations.sql"  # then any later ones
 
     # the old rows under the new names, in the partitions the scheme names; the audit continues
     assert _shape(url) == fresh
