@@ -303,7 +303,7 @@ def warehouse_summary(url: str, business_date: date) -> list[str]:
                         "order by abs(weight) desc", (served[0],))
             weights = cur.fetchall()
             linear = [(f, w) for f, w in weights if not f.startswith("trees:")]
-            gains = sorted(((f[6:], w) for f, w in weights if f.startswith("trees:")), key=lambda fw: -fw[1])
+            gains = [(f[6:], w) for f, w in weights if f.startswith("trees:")]  # already by share, descending
             if linear:
                 out.append("  re-ranker logistic weights (standardised): "
                            + ", ".join(f"{f} {w:+.2f}" for f, w in linear))

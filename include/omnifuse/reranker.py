@@ -299,9 +299,7 @@ class RerankLearner(LinearScorer):
         return np.mean([b.predict(x, raw_score=True, num_threads=1) for b in self.boosters()], axis=0)
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
-        if not self.trees:
-            return self.linear_part(x)
-        return (1.0 - TREE_WEIGHT) * self.linear_part(x) + TREE_WEIGHT * self.tree_part(x)
+        return self.linear_weight * self.linear_part(x) + (1.0 - self.linear_weight) * self.tree_part(x)
 
     @property
     def linear_weight(self) -> float:

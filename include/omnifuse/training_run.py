@@ -346,7 +346,7 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
         results[f"{name}_with_rules"] = evaluate(s_recs, holdout, data.n_items, seed)
         singles[name] = (_ndcg10(s_recs, holdout), s_recs)
     fused_ev, singles_ev, evidence = fused_pc, {n: singles[n][0] for n in names}, "holdout"
-    if choice in OUT_OF_SAMPLE_ON_VALIDATION and (choice != "rerank" or "rerank" in learnt.learners):
+    if choice in OUT_OF_SAMPLE_ON_VALIDATION:  # (rerank is only ever chosen with its validation learner)
         # its validation scores are out of sample too: about twice the customers, a √2 narrower interval
         v_fused, v_singles = _validation_evidence(valid_models, valid, choice, learnt.learners.get(choice), rules,
                                                   n_cand, rr, seed)
