@@ -1,5 +1,9 @@
 """``core.interactions``: every channel's staged events as one table, customers resolved, revenue in EUR.
 
+``core.interactions`` is the *working build*; readers see the *validated build*, ``core.validated_interactions``,
+through ``core.usable_interactions``. A run's core gate promotes what it judged (:func:`promote_validated`, under
+the same lock as the build), so a run between its build and its gate, or one whose gate fails, hides nothing.
+
 Each run rebuilds the event-date partitions from ``business_date - lookback`` to ``business_date``, in one
 transaction: late events land in their own day's partition, and identities learnt today (a cookie that
 logs in) re-attribute the recent anonymous events of that identifier. History older than the window keeps
@@ -29,8 +33,16 @@ def rebuild_window(business_date: date, reattribution_days: int, late_window_day
     return [business_date - timedelta(days=n) for n in range(days, -2, -1)]
 
 
-def _partition(event_date: date) -> sql.Identifier:
-    return sql.Identifier("core", warehouse.partition_name("interactions", event_date))
+def _partition(event_date: date, table: str = "interactions") -> sql.Identifier:
+    return sql.Identifier("core", warehouse.partition_name(table, event_date))
+
+
+def _reattribute_history(cur: psycopg2.extensions.cursor, table: str, window: list[date]) -> int:
+    """Make ``core.<table>`` outside ``window`` follow the current identity map; returns the rows changed."""
+    text = sql.SQL(warehouse.sql_text("interactions/reattribute_history.sql")).format(
+        interactions=sql.Identifier("core", table))
+    cur.execute(text, {"before_date": window[0], "after_date": window[-1]})
+    return int(cur.fetchone()[0])
 
 
 def _fresh_partition(cur: psycopg2.extensions.cursor, event_date: date) -> None:
@@ -68,9 +80,7 @@ def build_interactions(
     with warehouse.transaction(url) as cur:
         cur.execute("set local timezone = 'UTC'")
         warehouse.lock(cur, "interactions")
-        cur.execute(warehouse.sql_text("interactions/reattribute_history.sql"), {"before_date": window[0],
-                                                                                 "after_date": window[-1]})
-        repointed = cur.fetchone()[0]
+        repointed = _reattribute_history(cur, "interactions", window)
         for event_date in window:
             _fresh_partition(cur, event_date)
             cur.execute(warehouse.sql_text("interactions/core_interactions.sql"),
@@ -108,3 +118,43 @@ def build_interactions(
     }
     log.info("interactions %s: %s", business_date, summary)
     return summary
+
+
+def promote_validated(cur: psycopg2.extensions.cursor, business_date: date, settings: Settings) -> list[date]:
+    """Promote the working build of the event dates that the run of ``business_date`` rebuilt (and its core gate
+    has just passed) to ``core.validated_interactions``, record them in ``core.validated_builds``, and make the
+    validated history outside them follow the current identity map. Returns the event dates promoted.
+
+    Call it in the transaction that records the gate's verdict, holding the ``interactions`` lock since before the
+    gate read the build (:func:`omnifuse.quality.run_gate` does): what is promoted is what was judged. Rows are
+    replaced with DELETE and INSERT, never TRUNCATE, so a reader's open snapshot keeps the rows it saw.
+    """
+    window = rebuild_window(business_date, settings.reattribution_days, settings.late_window_days)
+    cur.execute("select event_date from core.interaction_builds where event_date = any(%s) order by 1", (window,))
+    built = [d for (d,) in cur.fetchall()]
+    for event_date in built:
+        part = _partition(event_date, "validated_interactions")
+        cur.execute(
+            sql.SQL("create table if not exists {} partition of core.validated_interactions for values in ({})")
+            .format(part, sql.Literal(event_date.isoformat())))
+        cur.execute(sql.SQL("delete from {}").format(part))
+        cur.execute(sql.SQL("insert into {} select * from {}").format(part, _partition(event_date)))
+        rows = cur.rowcount
+        cur.execute(sql.SQL("analyze {}").format(part))
+        cur.execute(
+            """
+            insert into core.validated_builds as v (event_date, business_date, rows_validated, own_run_validated,
+                                                   validated_at)
+            values (%(event_date)s, %(business_date)s, %(rows)s, %(own)s, now())
+            on conflict (event_date) do update set
+                business_date = excluded.business_date, rows_validated = excluded.rows_validated,
+                own_run_validated = v.own_run_validated or excluded.own_run_validated,
+                validated_at = excluded.validated_at
+            """,
+            {"event_date": event_date, "business_date": business_date, "rows": rows,
+             "own": event_date == business_date},
+        )
+    if built:
+        _reattribute_history(cur, "validated_interactions", window)
+    log.info("interactions %s: promoted the validated build of %s", business_date, [d.isoformat() for d in built])
+    return built

@@ -16,7 +16,8 @@ these of ours, which this module turns into GX expectations whose figures come f
 - ``fresh_events``: events belong to the business date: a staging batch's event times within the late window
   before its arrival date, a ``core.interactions`` partition's within its event date (1 h of clock skew allowed);
 - ``volume_band``: the batch's row count within [low×, high×] (default 0.4, 2.5) the trailing 7-day median
-  (needs 2 days of history; never tighter than 5 Poisson standard deviations);
+  (needs 2 days of history; never tighter than 5 Poisson standard deviations); a channel silent on most of its
+  trailing days (a shop without it, delivering valid empty folders) may stay silent;
 - ``channel_mix``: no channel's share of the day moves more than ``max_share_shift`` from the trailing week.
 
 Bounds are never constants of a suite: a kwarg ``{"rule": "max_quantity"}`` is filled from
@@ -62,7 +63,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from omnifuse import warehouse
-from omnifuse.config import Settings, load_settings
+from omnifuse.config import Settings, load_settings, load_timeouts
 from omnifuse.rules import resolve
 
 log = logging.getLogger(__name__)
@@ -268,14 +269,18 @@ def build_checks(
         elif kind == "volume_band":
             history = _volume_history(cur, suite["volume"], business_date)
             low_f, high_f = kwargs.get("low", 0.4), kwargs.get("high", 2.5)
-            if len(history) >= 2:
-                median = statistics.median(history)
+            median = statistics.median(history) if history else None
+            if median == 0:
+                # a channel the shop does not have (valid empty deliveries): silence is its normal volume
+                low, high = 0, 5 * (max(history) + 1)
+                note = f"0..{high} rows: the channel was silent on most of the trailing {len(history)} days"
+            elif median is not None and len(history) >= 2:
                 # small days are noisy: never tighter than 5 Poisson standard deviations
                 low = int(max(1, min(median * low_f, median - 5 * median**0.5)))
                 high = int(max(median * high_f, median + 5 * median**0.5)) + 1
                 note = f"{low_f}x..{high_f}x the trailing median {median:g} of {len(history)} days"
             else:
-                low, high, note = 1, None, f"at least one row (only {len(history)} days of history)"
+                low, high, note = 0, None, f"no band yet (only {len(history)} days of history)"
             exp = gxe.ExpectTableRowCountToBeBetween(min_value=low, max_value=high, description=note)
             name = "volume_band"
         elif kind == "channel_mix":
@@ -310,10 +315,20 @@ def build_checks(
 
 
 def _sqlalchemy_url(url: str) -> str:
+    """The warehouse URL for GX's SQLAlchemy engine, its sessions set up like every other omnifuse session: UTC
+    and the connect, statement and lock timeouts (:func:`omnifuse.warehouse.session_options`), whatever the
+    server's or the database's defaults are."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
-    return url
+            url = "postgresql+psycopg2://" + url[len(prefix):]
+    timeouts = load_timeouts()
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query["options"] = " ".join(filter(None, [query.get("options", ""), warehouse.session_options(timeouts)]))
+    query.setdefault("connect_timeout", str(timeouts.connect_s))
+    return parts._replace(query=urlencode(query)).geturl()
 
 
 def _rows(result: dict) -> list:
@@ -328,12 +343,26 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
     """Validate the gate's suites for the business date (the date the run owns: the staging gate reads its
     arrival-date partitions, the core gate the event dates it rebuilt), record ``ops.dq_results``, build Data Docs.
 
+    The core gate judges the working build of ``core.interactions`` and, when it passes, promotes it to what
+    readers see (:func:`omnifuse.interactions.promote_validated`) in the transaction that records its verdict. It
+    holds the lock builds take from before it reads until then, so no build slips in between: the verdict belongs
+    to the build it judged.
+
     Raises :class:`QualityGateError` (after recording) when an ``error`` expectation failed. Returns a summary.
     """
-    import great_expectations as gx
-
     settings = settings or load_settings()
     url = url or warehouse.warehouse_url(settings)
+    with warehouse.transaction(url) as verdict_cur:
+        if gate == "core":
+            warehouse.lock(verdict_cur, "interactions")
+        return _run_gate(gate, business_date, url, run_id, raise_on_error, settings, verdict_cur)
+
+
+def _run_gate(gate: str, business_date: date, url: str, run_id: str, raise_on_error: bool, settings: Settings,
+              verdict_cur: psycopg2.extensions.cursor) -> dict:
+    """:func:`run_gate` inside the transaction of ``verdict_cur``, which records the verdict (and promotes)."""
+    import great_expectations as gx
+
     started = time.perf_counter()
     docs_dir = settings.state_dir / "data_docs" / gate / business_date.isoformat()
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -407,8 +436,13 @@ def run_gate(gate: str, business_date: date, *, url: str | None = None, run_id: 
     if settings.data_docs == "always" or (failed and settings.data_docs == "on_failure"):
         # once per gate run: GX's UpdateDataDocsAction rebuilds the whole site after every suite
         context.build_data_docs(site_names=["omnifuse"])
-    _record(url, gate, run_id, business_date, rows, docs_index)
+    _record(verdict_cur, gate, run_id, business_date, rows, docs_index)
     errors = [r for r in failed if r["severity"] == "error"]
+    if gate == "core" and not errors:
+        from omnifuse.interactions import promote_validated
+
+        promote_validated(verdict_cur, business_date, settings)
+    verdict_cur.connection.commit()  # the verdict (and the promotion) stand even when the gate raises below
     summary = {"gate": gate, "business_date": business_date.isoformat(), "checks": len(rows),
                "failed_error": len(errors), "failed_warn": len(failed) - len(errors),
                "data_docs": docs_index.as_uri(), "seconds": round(time.perf_counter() - started, 3)}
@@ -466,21 +500,21 @@ def _observed(detail: dict) -> str | None:
     return None
 
 
-def _record(url: str, gate: str, run_id: str, business_date: date, rows: list[dict], docs_index: Path) -> None:
-    """Replace the gate's results for (run_id, business date) in ops.dq_results."""
-    with warehouse.transaction(url) as cur:
-        cur.execute("delete from ops.dq_results where gate = %s and run_id = %s and business_date = %s",
-                    (gate, run_id, business_date))
-        for r in rows:
-            cur.execute(
-                """
-                insert into ops.dq_results (run_id, gate, business_date, table_name, expectation, severity, success,
-                                            observed_value, unexpected_count, unexpected_percent, sample, error,
-                                            data_docs, checked_at)
-                values (%(run_id)s, %(gate)s, %(business_date)s, %(table_name)s, %(expectation)s, %(severity)s,
-                        %(success)s, %(observed_value)s, %(unexpected_count)s, %(unexpected_percent)s, %(sample)s,
-                        %(error)s, %(data_docs)s, now())
-                """,
-                {**r, "run_id": run_id, "gate": gate, "business_date": business_date,
-                 "data_docs": str(docs_index)},
-            )
+def _record(cur: psycopg2.extensions.cursor, gate: str, run_id: str, business_date: date, rows: list[dict],
+            docs_index: Path) -> None:
+    """Replace the gate's results for (run_id, business date) in ops.dq_results (in the caller's transaction)."""
+    cur.execute("delete from ops.dq_results where gate = %s and run_id = %s and business_date = %s",
+                (gate, run_id, business_date))
+    for r in rows:
+        cur.execute(
+            """
+            insert into ops.dq_results (run_id, gate, business_date, table_name, expectation, severity, success,
+                                        observed_value, unexpected_count, unexpected_percent, sample, error,
+                                        data_docs, checked_at)
+            values (%(run_id)s, %(gate)s, %(business_date)s, %(table_name)s, %(expectation)s, %(severity)s,
+                    %(success)s, %(observed_value)s, %(unexpected_count)s, %(unexpected_percent)s, %(sample)s,
+                    %(error)s, %(data_docs)s, clock_timestamp())
+            """,
+            {**r, "run_id": run_id, "gate": gate, "business_date": business_date,
+             "data_docs": str(docs_index)},
+        )

@@ -166,8 +166,10 @@ def airflow_sql_alchemy_conn(settings: Settings | None = None) -> str:
 
 
 def session_options(timeouts: Timeouts) -> str:
-    """libpq ``options`` giving every warehouse session its statement and lock timeouts (``config.Timeouts``)."""
-    return f"-c statement_timeout={timeouts.statement_s * 1000} -c lock_timeout={timeouts.lock_s * 1000}"
+    """libpq ``options`` giving every warehouse session UTC and its statement and lock timeouts
+    (``config.Timeouts``): dates and times mean the same whatever time zone the server or database defaults to."""
+    return (f"-c timezone=UTC -c statement_timeout={timeouts.statement_s * 1000} "
+            f"-c lock_timeout={timeouts.lock_s * 1000}")
 
 
 def connect(url: str | None = None) -> psycopg2.extensions.connection:
@@ -211,7 +213,7 @@ USER_ENV = ("OMNIFUSE_WAREHOUSE_URL", f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}
 #: A table whose presence says "a test or benchmark claimed this database while it held no pipeline data".
 DISPOSABLE_MARKER = "omnifuse_disposable"
 #: Tables whose rows mean a database holds a real pipeline's data: a test or benchmark never touches it.
-_PIPELINE_DATA = ("mart.publish_log", "ml.model_registry", "core.interactions")
+_PIPELINE_DATA = ("mart.publish_log", "ml.model_registry", "core.interactions", "ops.load_audit")
 
 
 def isolate(prefix: str = "omnifuse-isolated-", state_dir: Path | None = None) -> Path:
@@ -245,8 +247,9 @@ def claim_disposable(url: str) -> None:
     """Accept ``url`` for tests or benchmarks, or raise :class:`WarehouseError`.
 
     A database is disposable when an earlier test or benchmark claimed it (the ``public.omnifuse_disposable``
-    marker), or when it holds no pipeline data (no rows in ``mart.publish_log``, ``ml.model_registry`` or
-    ``core.interactions``); it is then claimed. Anything else is somebody's warehouse and is refused untouched.
+    marker), or when it holds no pipeline data (no rows in ``mart.publish_log``, ``ml.model_registry``,
+    ``core.interactions`` or ``ops.load_audit``, which a load into raw and staging writes); it is then claimed.
+    Anything else is somebody's warehouse and is refused untouched.
     """
     with transaction(url) as cur:
         cur.execute("select to_regclass(%s) is not null", (f"public.{DISPOSABLE_MARKER}",))

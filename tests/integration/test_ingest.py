@@ -90,8 +90,20 @@ def test_renamed_column_is_mapped_and_noted(tiny_world, clean_warehouse):
     mapping = _query(url, "select column_mapping from ops.landed_files where source = 'store' and business_date = %s",
                      (DAY2,))
     assert mapping and all(m[0] == {"qty": "quantity"} for m in mapping)
-    assert _query(url, "select count(*) from staging.store_sales where _arrival_date = %s and quantity is null",
-                  (DAY2,)) == [(0,)]
+    # every staged line's quantity is the renamed column's value in the file, line by line
+    import csv
+
+    qty = {}
+    for path in sorted((tiny_world / "store" / DAY2.isoformat()).glob("*.csv")):
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            assert "qty" in (reader.fieldnames or []) and "quantity" not in (reader.fieldnames or [])
+            for row in reader:
+                qty[(path.name, reader.line_num)] = row["qty"]
+    staged = _query(url, "select _source_file, _line_no, quantity from staging.store_sales "
+                         "where _arrival_date = %s", (DAY2,))
+    assert len(staged) > 100
+    assert all(str(q) == qty[(f.rsplit("/", 1)[-1], n)] for f, n, q in staged)
     notes = _query(url, "select notes from ops.load_audit where channel = 'store' and business_date = %s", (DAY2,))
     assert "mapped to 'quantity'" in json.dumps(notes)
 

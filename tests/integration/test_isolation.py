@@ -91,6 +91,29 @@ def test_a_test_or_benchmark_refuses_an_external_warehouse_holding_published_mar
         warehouse.claim_disposable(user_warehouse)
 
 
+def test_a_database_holding_only_loaded_raw_and_staging_data_is_refused(warehouse_url):
+    """Issue 23 (10): somebody's warehouse that has loaded days but not built, trained or published anything yet
+    (rows only in raw, staging and ops.load_audit) is not disposable."""
+    admin = psycopg2.connect(warehouse_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("drop database if exists loaded_only with (force)")
+        cur.execute("create database loaded_only")
+    dsn = admin.get_dsn_parameters()
+    url = f"postgresql://{dsn['user']}:@/loaded_only?host={dsn['host']}&port={dsn['port']}"
+    try:
+        warehouse.migrate(url)
+        with warehouse.transaction(url) as cur:
+            cur.execute("insert into ops.load_audit (channel, business_date, files, lines_read, rows_staged, "
+                        "rows_quarantined, duplicates_dropped) values ('store', '2026-11-02', 1, 10, 10, 0, 0)")
+        with pytest.raises(warehouse.WarehouseError, match="ops.load_audit has rows"):
+            warehouse.claim_disposable(url)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("drop database if exists loaded_only with (force)")
+        admin.close()
+
+
 def test_an_empty_external_database_is_claimed_once_and_then_accepted(warehouse_url):
     admin = psycopg2.connect(warehouse_url)
     admin.autocommit = True

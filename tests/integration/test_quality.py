@@ -199,3 +199,25 @@ def test_custom_checks_count_their_rows(loaded_world, warehouse_url):
     finally:
         _reload(loaded_world, warehouse_url, "store")()
         run_gate("staging", D, url=warehouse_url, run_id="counted-restored")
+
+
+def test_a_channel_the_shop_does_not_have_passes_its_volume_check(tiny_world, clean_warehouse, tmp_path):
+    """Issue 23 (10): a shop without a mobile app delivers valid empty mobile folders every day; its volume band
+    passes (a silent channel's band starts at 0) instead of warning every day."""
+    import shutil
+
+    from omnifuse.manifest import write_manifest
+
+    world = tmp_path / "landing"
+    shutil.copytree(tiny_world, world)
+    for day in DAYS:
+        folder = world / "mobile" / day.isoformat()
+        shutil.rmtree(folder)
+        folder.mkdir()
+        write_manifest(folder)
+    for day in DAYS:
+        run_day(day, world, clean_warehouse)
+    with warehouse.transaction(clean_warehouse) as cur:
+        cur.execute("select business_date, success from ops.dq_results where table_name = 'staging.mobile_events' "
+                    "and expectation = 'volume_band' order by 1")
+        assert cur.fetchall() == [(day, True) for day in DAYS]

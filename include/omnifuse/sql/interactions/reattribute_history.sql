@@ -8,7 +8,8 @@
 --     identifier's current customer: a cookie that logs in today claims its older anonymous events, and a
 --     device found shared by several customers is attributed to nobody.
 -- Only rows whose attribution changes are written. Parameters: before_date, after_date (the first and last
--- event date the run rebuilds). Returns nothing; the caller reads the row count.
+-- event date the run rebuilds). Identifier {interactions}: the working build (core.interactions) when a run
+-- builds, the validated build (core.validated_interactions) when its core gate promotes. Returns the row count.
 with
 
 current_map as (
@@ -17,7 +18,7 @@ current_map as (
 ),
 
 merged as (
-    update core.interactions as i
+    update {interactions} as i
     set customer_id = m.customer_id
     from current_map as m
     where (i.event_date < %(before_date)s or i.event_date > %(after_date)s)
@@ -30,7 +31,7 @@ merged as (
 ),
 
 reattributed as (
-    update core.interactions as i
+    update {interactions} as i
     set customer_id = m.customer_id,
         attribution = case when m.customer_id is null then 'anonymous' else 'identity_map' end
     from current_map as m
