@@ -32,6 +32,7 @@ bench: install
 	$(PY) bench/models.py
 	$(PY) bench/publish.py
 	$(PY) bench/backfill.py
+	$(PY) bench/load_order.py
 
 # History through the real DAGs: make backfill FROM=2024-01-01 TO=2024-12-31 [RETRAIN=last|every|none]
 backfill: install

@@ -12,23 +12,11 @@ from datetime import date, timedelta
 import pytest
 from omnifuse import warehouse
 from omnifuse.daily import run_day
+from omnifuse.digest import load_digests
 
 START = date(2026, 11, 2)
 DAYS = [START + timedelta(days=i) for i in range(6)]
 SHUFFLED = [DAYS[i] for i in (4, 1, 5, 0, 3, 2)]
-#: Every table a load writes, and the columns that record *when* or *by which run* rather than *what*.
-TABLES = {
-    "core.interactions": (), "quarantine.interactions": (), "core.identity_map": ("resolved_for",),
-    # customers and anonymous_rows of a build are counted as of that build (history is re-attributed later)
-    "core.interaction_builds": ("business_date", "built_at", "customers", "anonymous_rows"),
-    "core.customers": (), "core.products": (),
-    "staging.web_events": (), "staging.mobile_events": (), "staging.social_interactions": (),
-    "staging.store_sales": (), "quarantine.web_events": ("_quarantined_at",),
-    "quarantine.store_sales": ("_quarantined_at",),
-    "ops.load_audit": ("loaded_at",), "core.usable_dates": (),
-}
-
-
 @pytest.fixture(scope="module")
 def week(tmp_path_factory):
     from omnifuse.generate import WorldConfig, generate
@@ -40,21 +28,8 @@ def week(tmp_path_factory):
 
 
 def _digests(url: str) -> dict[str, tuple[int, str]]:
-    out = {}
     with warehouse.transaction(url) as cur:
-        for table, skip in TABLES.items():
-            schema, name = table.split(".")
-            cur.execute("select column_name from information_schema.columns where table_schema = %s "
-                        "and table_name = %s order by ordinal_position", (schema, name))
-            columns = [c for (c,) in cur.fetchall() if c not in skip]
-            from psycopg2 import sql
-
-            query = sql.SQL("select count(*), md5(coalesce(string_agg(r, '|' order by r), '')) from "
-                            "(select row({})::text as r from {}) as rows").format(
-                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(schema, name))
-            cur.execute(query)
-            out[table] = cur.fetchone()
-    return out
+        return load_digests(cur)
 
 
 def _reset(url: str) -> None:
