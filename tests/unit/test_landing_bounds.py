@@ -128,3 +128,16 @@ def test_counting_records_agrees_with_reading_them(tmp_path):
     data = HEADER + b'A1,Monitor 27",tv\nA2,"open,x\nA3,x\nA4,"multi\nline",y\n'
     path.write_bytes(data)
     assert count_records(path, block_size=7) == len(split_records(data)) - 1 == 3
+
+
+def test_the_manifest_writer_counts_records_with_the_sources_mapping(tmp_path):
+    """A record is split by the delimiter of the source's mapping: ``a;"x<newline>y";b`` is one record of a
+    ``;``-separated till export, so the manifest promises what ingest will read."""
+    from omnifuse.manifest import write_manifest
+
+    folder = tmp_path / "store" / D.isoformat()
+    folder.mkdir(parents=True)
+    (folder / "pos.csv").write_bytes(b'Bon;Artikel;Menge\nr1;"Monitor\n27";1\nr2;"Kabel";2\n')
+    (tmp_path / "_mappings").mkdir()
+    (tmp_path / "_mappings" / "store.toml").write_text('version = 1\n[csv]\ndelimiter = ";"\n')
+    assert write_manifest(folder)["files"][0]["data_lines"] == 2
