@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import IO
 
 import psycopg2
 import psycopg2.extensions
@@ -36,7 +37,7 @@ from psycopg2 import sql
 from omnifuse import landing_zone, sources, staging_sql, warehouse
 from omnifuse.config import Settings, load_settings
 from omnifuse.landing import ga4, merchant_center
-from omnifuse.landing.lines import MAX_JSON_DEPTH, BadLine, split_lines, too_deep
+from omnifuse.landing.lines import BadLine, any_too_deep, split_lines, too_deep
 from omnifuse.landing_csv import (
     Mapping,
     MappingError,
@@ -340,33 +341,44 @@ def _bounded_blocks(lf: LandedFile, size: int) -> Iterator[bytes]:
     for block in read_blocks(lf.path, size):
         read += len(block)
         if read > lf.bytes:
-            raise LandingError(
-                f"{lf.path}: longer than the {lf.bytes} bytes its manifest promises — the file was rewritten while "
-                "it was loaded. Nothing was loaded; ask the sender not to touch a delivered folder, then clear the "
-                "task.")
+            raise _grew(lf)
         yield block
 
 
-def _too_many_lines(lf: LandedFile, business_date: date, line_no: int) -> LandingError:
+def _grew(lf: LandedFile) -> LandingError:
     return LandingError(
-        f"{lf.path}: more than the {lf.data_lines} data lines its manifest promises (reading stopped at line "
-        f"{line_no}) — the file is not the one the manifest describes. Nothing was loaded for {business_date}; ask "
-        "for a re-delivery of the file and its manifest, then clear the task.")
+        f"{lf.path}: longer than the {lf.bytes} bytes its manifest promises — the file was rewritten while it was "
+        "loaded. Nothing was loaded; ask the sender not to touch a delivered folder, then clear the task.")
 
 
-def _gzip_lines(lf: LandedFile, business_date: date, size: int, limit: int) -> Iterator[list[bytes]]:
+def _too_many_lines(lf: LandedFile, business_date: date, max_lines: int) -> LandingError:
+    return LandingError(
+        f"{lf.path}: more than the {max_lines} data lines its manifest promises (reading stopped at line "
+        f"{max_lines + 1}) — the file is not the one the manifest describes. Nothing was loaded for "
+        f"{business_date}; ask for a re-delivery of the file and its manifest, then clear the task.")
+
+
+def _gzip_lines(lf: LandedFile, business_date: date, size: int, limit: int,
+                max_lines: int | None = None) -> Iterator[list[bytes]]:
     """The lines of a gzip file, ``size`` bytes of it at a time (a line cut by a block's end is carried into
     the next; a line longer than ``limit`` is a :class:`BadLine`, cut). Reading stops, raising
-    :class:`LandingError`, as soon as the file holds more lines than its manifest promises, and a corrupt or
+    :class:`LandingError`, as soon as the file holds more than ``max_lines`` (what its manifest promises), and a
+    corrupt or
     truncated file raises :class:`LandingError` naming it."""
     line_no = 0
+
+    def decompressed(raw: IO[bytes], fh: gzip.GzipFile) -> Iterator[bytes]:
+        while block := fh.read(size):
+            if raw.tell() > lf.bytes:
+                raise _grew(lf)
+            yield block
+
     try:
-        stream = ChunkStream(_bounded_blocks(lf, size))
-        with gzip.GzipFile(fileobj=stream, mode="rb") as fh:
-            for parts in split_lines(iter(lambda: fh.read(size), b""), limit):
+        with landing_zone.open_binary(lf.path, size) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as fh:
+            for parts in split_lines(decompressed(raw, fh), limit):
                 line_no += len(parts)
-                if line_no > lf.data_lines:
-                    raise _too_many_lines(lf, business_date, lf.data_lines + 1)
+                if max_lines is not None and line_no > max_lines:
+                    raise _too_many_lines(lf, business_date, max_lines)
                 yield parts
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not the storage's own errors: those may be retried
         raise LandingError(
@@ -425,13 +437,13 @@ class _KeyNotes:
 
 def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad,
                  block_size: int | None = None, limit: int | None = None,
-                 source: Source | None = None) -> Iterator[bytes]:
+                 source: Source | None = None, max_lines: int | None = None) -> Iterator[bytes]:
     """COPY rows (arrival date, file, line no, line, fields, parse error) for a gzip NDJSON file; with ``source``,
     keys it does not read are noted in ``stats.notes`` (a renamed optional key would otherwise be NULL silently)."""
     prefix = f"{business_date.isoformat()}\t{_copy_text(lf.relative)}\t".encode()
     line_no = 0
     keys = _KeyNotes(source) if source is not None and source.keys else None
-    for parts in _gzip_lines(lf, business_date, block_size or block_bytes(), limit or line_limit()):
+    for parts in _gzip_lines(lf, business_date, block_size or block_bytes(), limit or line_limit(), max_lines):
         block = _rows_from_parts(parts, prefix, line_no)
         if keys is not None:
             keys.see(parts, block, line_no)
@@ -443,7 +455,8 @@ def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad,
 
 
 def _ga4_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLoad,
-              block_size: int | None = None, limit: int | None = None) -> Iterator[bytes]:
+              block_size: int | None = None, limit: int | None = None,
+              max_lines: int | None = None) -> Iterator[bytes]:
     """COPY rows for a gzip GA4 export file (``format = "ga4"``): one row per item of each interaction event,
     with the native record of ``source`` as ``line`` and the GA4 row's line number as ``_line_no``; a row that
     cannot be expanded lands once, as it came, with its reason in ``_parse_error``. Rows that are not
@@ -474,7 +487,7 @@ def _ga4_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
             records += len(found.records)
         return "".join(out).encode()
 
-    for parts in _gzip_lines(lf, business_date, block_size or block_bytes(), limit or line_limit()):
+    for parts in _gzip_lines(lf, business_date, block_size or block_bytes(), limit or line_limit(), max_lines):
         yield rows(parts, line_no)
         line_no += len(parts)
     stats.lines, stats.records = line_no, records
@@ -498,14 +511,14 @@ def _line_error(line: bytes) -> tuple[bytes, bytes]:
 
 def _rows_from_parts(parts: list[bytes], prefix: bytes, start: int) -> bytes:
     block = b"\n".join(parts)
-    clean = b"\x00" not in block and not any(isinstance(p, BadLine) for p in parts)
+    clean = b"\x00" not in block and BadLine not in map(type, parts)
     if clean:
         try:
             block.decode("utf-8")
         except UnicodeDecodeError:
             clean = False
-    if clean and block.count(b"[") + block.count(b"{") > MAX_JSON_DEPTH:
-        clean = not any(too_deep(p) for p in parts)
+    if clean:
+        clean = not any_too_deep(parts)
     if clean:
         escaped = _escape(block).split(b"\n") if parts else []
         return b"".join([b"%s%d\t%s\t\\N\t\\N\n" % (prefix, n, line)
@@ -536,7 +549,7 @@ def _decoded_blocks(lf: LandedFile, mapping: Mapping | None, size: int) -> Itera
 
 def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLoad,
               mapping: Mapping | None = None, block_size: int | None = None,
-              limit: int | None = None) -> Iterator[bytes]:
+              limit: int | None = None, max_lines: int | None = None) -> Iterator[bytes]:
     """COPY rows for a CSV file; ``fields`` holds the columns keyed by canonical name.
 
     One row per record (a quoted field may span lines); a UTF-8 BOM is ignored; with a ``mapping`` the
@@ -591,8 +604,8 @@ def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
     wrong_field_count = b"wrong_field_count".decode()  # a blank line too (tests find the reason as a bytes literal)
     for records in itertools.chain([first[1:]], blocks):
         out: list[str] = []
-        if n - 1 + len(records) > lf.data_lines:
-            raise _too_many_lines(lf, business_date, lf.data_lines + 1)
+        if max_lines is not None and n - 1 + len(records) > max_lines:
+            raise _too_many_lines(lf, business_date, max_lines)
         for raw_line in records:
             n += 1
             if isinstance(raw_line, BadLine):  # a record cut at the bound, or a quote left open
@@ -702,11 +715,11 @@ def load_source(
         verify_checksum(lf, source, business_date, block)
         stats = FileLoad()
         if mapping is not None and mapping.format == "ga4":
-            rows = _ga4_rows(lf, source, business_date, stats, block, limit)
+            rows = _ga4_rows(lf, source, business_date, stats, block, limit, lf.data_lines)
         elif source.fmt == "ndjson":
-            rows = _ndjson_rows(lf, business_date, stats, block, limit, source)
+            rows = _ndjson_rows(lf, business_date, stats, block, limit, source, lf.data_lines)
         else:
-            rows = _csv_rows(lf, source, business_date, stats, mapping, block, limit)
+            rows = _csv_rows(lf, source, business_date, stats, mapping, block, limit, lf.data_lines)
         ahead = produced_ahead(rows)
         stream = ChunkStream(ahead)
         try:

@@ -38,6 +38,8 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
+from operator import contains
 
 from omnifuse import landing_zone
 from omnifuse.landing.lines import BadLine, split_lines
@@ -213,7 +215,7 @@ class _QuoteJoiner:
         self.pending_bytes = 0
 
     def feed(self, lines: list[bytes]) -> list[bytes]:
-        if not self.pending and not any(self.quote in line for line in lines):
+        if not self.pending and not any(map(contains, lines, repeat(self.quote))):  # the usual block: in C
             return lines
         out: list[bytes] = []
         todo = deque(lines)

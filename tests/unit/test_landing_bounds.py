@@ -43,7 +43,7 @@ def test_an_ndjson_file_stops_at_the_first_line_beyond_its_manifest(tmp_path):
     lf = _landed(path, data_lines=3)
     produced = 0
     with pytest.raises(ingest.LandingError, match="more than the 3 data lines its manifest promises"):
-        for chunk in ingest._ndjson_rows(lf, D, ingest.FileLoad(), block_size=1 << 16):
+        for chunk in ingest._ndjson_rows(lf, D, ingest.FileLoad(), block_size=1 << 16, max_lines=lf.data_lines):
             produced += chunk.count(b"\n")
     assert produced <= 3
 
@@ -54,7 +54,8 @@ def test_a_csv_file_stops_at_the_first_record_beyond_its_manifest(tmp_path):
     lf = _landed(path, data_lines=5)
     produced = 0
     with pytest.raises(ingest.LandingError, match="more than the 5 data lines its manifest promises"):
-        for chunk in ingest._csv_rows(lf, sources.get("store"), D, ingest.FileLoad(), block_size=1 << 16):
+        for chunk in ingest._csv_rows(lf, sources.get("store"), D, ingest.FileLoad(), block_size=1 << 16,
+                                      max_lines=lf.data_lines):
             produced += chunk.count(b"\n")
     assert produced <= 5
 

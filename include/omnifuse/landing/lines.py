@@ -94,6 +94,14 @@ def json_depth(line: bytes) -> int:
     return deepest
 
 
+def any_too_deep(lines: list[bytes]) -> bool:
+    """True when one of ``lines`` nests JSON deeper than :data:`MAX_JSON_DEPTH`. Only a line longer than that many
+    bytes can, so a block of ordinary lines costs one ``max(map(len, ...))``."""
+    if max(map(len, lines), default=0) <= MAX_JSON_DEPTH:
+        return False
+    return any(too_deep(line) for line in lines if len(line) > MAX_JSON_DEPTH)
+
+
 def too_deep(line: bytes) -> bool:
     """True when ``line`` nests JSON deeper than :data:`MAX_JSON_DEPTH` (counted only when it holds more
     opening brackets than that: the usual line costs two ``bytes.count``)."""
