@@ -319,3 +319,24 @@ def test_an_older_date_re_run_reads_its_tills_in_that_dates_store_time_zone(land
         assert cur.fetchone() == ("2026-11-02 09:00:00+00",)  # 10:00 in Paris, not in New York
         cur.execute("select timezone from core.stores where store_id = 'S01'")
         assert cur.fetchone() == ("America/New_York",)  # the current list is the latest one
+
+
+def test_migration_0022_rebuilds_each_days_store_list_from_the_raw_lines(landing, clean_warehouse):
+    """A warehouse loaded before 0022 gets core.store_snapshots from raw.store_locations: what the load writes."""
+    stores = (landing / "catalog" / D.isoformat() / "stores.csv").read_text()
+    later = D + timedelta(days=1)
+    moved = stores.replace("S01,Paris,Europe/Paris,EUR", "S01,Paris,America/New_York,EUR")
+    _deliver(landing, "catalog", "stores.csv", (moved + "S09,,Mars/Olympus,EUR\nS01,x,Europe/Rome,EUR\n").encode(),
+             day=later)
+    ingest_source("store_locations", later, landing_dir=landing, url=clean_warehouse)
+    query = "select snapshot_date, store_id, city, timezone, currency from core.store_snapshots order by 1, 2"
+    with warehouse.transaction(clean_warehouse) as cur:
+        cur.execute(query)
+        loaded = cur.fetchall()
+        cur.execute("drop table core.store_snapshots")
+        cur.execute("delete from ops.schema_migrations where version = 22")
+    warehouse.migrate(clean_warehouse)
+    with warehouse.transaction(clean_warehouse) as cur:
+        cur.execute(query)
+        assert cur.fetchall() == loaded
+    assert (later, "S01", "Paris", "America/New_York", "EUR") in loaded and len(loaded) == 16
