@@ -199,8 +199,15 @@ def _without_bom(blocks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 class _QuoteJoiner:
-    """Joins physical lines into CSV records (see :func:`iter_records`). A line is complete when it does not
-    end inside a quoted field; both checks are one regular expression with possessive repeats (linear time)."""
+    """Joins physical lines into CSV records (see :func:`iter_records`), in time linear in the file.
+
+    Whether a line, read from the start of a record, ends inside a quoted field, and whether a line read from
+    inside a quoted field closes it, are properties of the line alone (one regular expression each, possessive:
+    linear). The lines of an open record after its first all failed to close it; so when the record is given up
+    (too long, or the file ends) its first line is the bad one and the others are read again only as far as
+    needed: those complete on their own are records, and the first that opens a quoted field starts the next open
+    record with the rest as its continuation. Every line is checked a bounded number of times.
+    """
 
     def __init__(self, quote: bytes, delimiter: bytes, limit: int):
         q, d = re.escape(quote), re.escape(delimiter)
@@ -211,48 +218,54 @@ class _QuoteJoiner:
         # a line read from inside an open quoted field: it closes that field and every field it opens
         self.closes = re.compile(b"(?:[^%s]|%s%s)*+%s(?!%s)[^%s]*+" % (q, q, q, q, q, d) + rest, re.S).fullmatch
         self.limit = limit
-        self.pending: list[bytes] = []  # the lines of a record whose quoted field is open
+        self.pending: deque[bytes] = deque()  # an open record: its first line, then lines that did not close it
         self.pending_bytes = 0
 
     def feed(self, lines: list[bytes]) -> list[bytes]:
         if not self.pending and not any(map(contains, lines, repeat(self.quote))):  # the usual block: in C
             return lines
         out: list[bytes] = []
-        todo = deque(lines)
-        while todo:
-            line = todo.popleft()
-            if self.pending:
-                if isinstance(line, BadLine):
-                    todo.appendleft(line)
-                    self._unbalanced(out, todo)
-                    continue
-                self.pending.append(line)
-                self.pending_bytes += len(line) + 1
+        for line in lines:
+            if isinstance(line, BadLine):  # cut at the bound: it ends any open record and is a record of its own
+                while self.pending:
+                    self._give_up(out)
+                out.append(line)
+            elif self.pending:
                 if self.closes(line):
+                    self.pending.append(line)
                     out.append(b"\n".join(self.pending))
-                    self.pending, self.pending_bytes = [], 0
-                elif self.pending_bytes > self.limit:
-                    self._unbalanced(out, todo)
-            elif isinstance(line, BadLine) or self.quote not in line or self.closed(line):
+                    self.pending.clear()
+                    self.pending_bytes = 0
+                else:
+                    self.pending.append(line)
+                    self.pending_bytes += len(line) + 1
+                    while self.pending_bytes > self.limit:
+                        self._give_up(out)
+            elif self.quote not in line or self.closed(line):
                 out.append(line)
             else:
-                self.pending, self.pending_bytes = [line], len(line)
+                self.pending.append(line)
+                self.pending_bytes = len(line)
         return out
 
     def finish(self) -> list[bytes]:
         out: list[bytes] = []
         while self.pending:
-            todo: deque[bytes] = deque()
-            self._unbalanced(out, todo)
-            out.extend(self.feed(list(todo)))
+            self._give_up(out)
         return out
 
-    def _unbalanced(self, out: list[bytes], todo: deque[bytes]) -> None:
-        """The open record's first line is a bad record; its other lines are read again from the start."""
-        first, *others = self.pending
-        self.pending, self.pending_bytes = [], 0
+    def _give_up(self, out: list[bytes]) -> None:
+        """The open record's first line is a bad record; the lines after it are read again from a record's start
+        until one opens a quoted field, which then heads the open record (the rest stay its continuation)."""
+        first = self.pending.popleft()
         out.append(BadLine(first[:self.limit], "unbalanced_quote"))
-        todo.extendleft(reversed(others))
+        self.pending_bytes -= len(first) + 1
+        while self.pending and (self.quote not in self.pending[0] or self.closed(self.pending[0])):
+            line = self.pending.popleft()
+            self.pending_bytes -= len(line) + 1
+            out.append(line)
+        if not self.pending:
+            self.pending_bytes = 0
 
 
 def read_blocks(path: Location, size: int) -> Iterator[bytes]:

@@ -142,3 +142,25 @@ def test_the_manifest_writer_counts_records_with_the_sources_mapping(tmp_path):
     (tmp_path / "_mappings").mkdir()
     (tmp_path / "_mappings" / "store.toml").write_text('version = 1\n[csv]\ndelimiter = ";"\n')
     assert write_manifest(folder)["files"][0]["data_lines"] == 2
+
+
+def test_quotes_left_open_on_every_line_cost_each_line_a_bounded_number_of_checks():
+    """A file whose every line opens a quoted field that no later line closes: each line is given up in turn, and
+    each is checked a bounded number of times (reading it again per given-up line was quadratic)."""
+    from omnifuse.landing_csv import _QuoteJoiner
+
+    joiner = _QuoteJoiner(b'"', b",", 1 << 20)
+    calls = 0
+
+    def counted(check):
+        def call(line):
+            nonlocal calls
+            calls += 1
+            return check(line)
+        return call
+
+    joiner.closed, joiner.closes = counted(joiner.closed), counted(joiner.closes)
+    lines = [b'"x","y%d' % i for i in range(5000)]
+    records = joiner.feed(lines) + joiner.finish()
+    assert records == lines and all(r.reason == "unbalanced_quote" for r in records)
+    assert calls <= 2 * len(lines)
