@@ -362,9 +362,8 @@ def _gzip_lines(lf: LandedFile, business_date: date, size: int, limit: int,
                 max_lines: int | None = None) -> Iterator[list[bytes]]:
     """The lines of a gzip file, ``size`` bytes of it at a time (a line cut by a block's end is carried into
     the next; a line longer than ``limit`` is a :class:`BadLine`, cut). Reading stops, raising
-    :class:`LandingError`, as soon as the file holds more than ``max_lines`` (what its manifest promises), and a
-    corrupt or
-    truncated file raises :class:`LandingError` naming it."""
+    :class:`LandingError`, as soon as the file holds more than ``max_lines`` lines (what its manifest promises) or
+    more bytes than its manifest; a corrupt or truncated file raises :class:`LandingError` naming it."""
     line_no = 0
 
     def decompressed(raw: IO[bytes], fh: gzip.GzipFile) -> Iterator[bytes]:
@@ -403,9 +402,11 @@ class _KeyNotes:
     unexpected: dict[str, int] = field(default_factory=dict)
     optional: dict[str, int] = field(default_factory=dict)
 
-    def see(self, parts: list[bytes], block: bytes, first_block_line: int) -> None:
+    def see(self, parts: list[bytes], rows: bytes, first_block_line: int) -> None:
+        """``parts``: a block's lines, numbered from ``first_block_line``; ``rows``: their COPY rows (the key
+        names are not changed by escaping: one ``bytes.count`` per optional key and block)."""
         for key in self.source.optional_keys:
-            self.optional[key] = self.optional.get(key, 0) + block.count(b'"%s":' % key.encode())
+            self.optional[key] = self.optional.get(key, 0) + rows.count(b'"%s":' % key.encode())
         take = max(KEY_SAMPLE_LINES - first_block_line, KEY_SAMPLE_PER_BLOCK)
         for line in parts[:take]:
             if isinstance(line, BadLine) or too_deep(line):
