@@ -113,6 +113,7 @@ class Settings:
     store_boost: float = 0.3
     recommend_repeats: bool = False
     ingest_block_mb: float = 1.0
+    ingest_max_line_kb: int = 1024
     bi_role: str = "omnifuse_bi"
     bi_password: str | None = field(default=None, repr=False)
     alert_notifier: str | None = None
@@ -215,6 +216,8 @@ def load_settings() -> Settings:
     - ``OMNIFUSE_DEFAULT_CURRENCY``: the currency of catalog lines that name none (default EUR).
     - ``OMNIFUSE_INGEST_BLOCK_MB``: megabytes of a landed file read (and, for gzip, decompressed) per step (default
       1, at least 1/16). A load's peak memory grows with it (about 30×), never with the size of the files.
+    - ``OMNIFUSE_INGEST_MAX_LINE_KB``: the longest landed line (or CSV record) read as data, in KiB (default 1024,
+      at least 1). A longer line is quarantined ``line_too_long`` with its first KiBs; memory never holds more of it.
     - ``OMNIFUSE_BI_ROLE`` / ``OMNIFUSE_BI_PASSWORD``: the read-only BI role (see ``warehouse.bi_credentials``).
     - ``OMNIFUSE_ALERT_NOTIFIER`` / ``OMNIFUSE_ALERT_NOTIFIER_KWARGS``: ``module:Class`` of an Airflow notifier
       called on a task failure, and its keyword arguments as JSON (see ``alerts.configured_notifier``).
@@ -254,6 +257,7 @@ def load_settings() -> Settings:
         store_boost=float(os.environ.get("OMNIFUSE_STORE_BOOST", "0.3")),
         recommend_repeats=os.environ.get("OMNIFUSE_RECOMMEND_REPEATS", "0").strip().lower() in ("1", "true", "yes"),
         ingest_block_mb=_megabytes("OMNIFUSE_INGEST_BLOCK_MB", 1.0),
+        ingest_max_line_kb=max(int(os.environ.get("OMNIFUSE_INGEST_MAX_LINE_KB", "1024")), 1),
         bi_role=os.environ.get("OMNIFUSE_BI_ROLE", "omnifuse_bi"),
         bi_password=os.environ.get("OMNIFUSE_BI_PASSWORD") or None,
         alert_notifier=os.environ.get("OMNIFUSE_ALERT_NOTIFIER") or None,

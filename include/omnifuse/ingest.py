@@ -26,7 +26,9 @@ import zlib
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from fnmatch import fnmatch
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import IO
 
 import psycopg2
 import psycopg2.extensions
@@ -35,7 +37,17 @@ from psycopg2 import sql
 from omnifuse import landing_zone, sources, staging_sql, warehouse
 from omnifuse.config import Settings, load_settings
 from omnifuse.landing import ga4, merchant_center
-from omnifuse.landing_csv import Mapping, apply_mapping, iter_records, load_mapping, parse_record, read_blocks
+from omnifuse.landing.lines import BadLine, any_too_deep, split_lines, too_deep
+from omnifuse.landing_csv import (
+    Mapping,
+    MappingError,
+    apply_mapping,
+    iter_records,
+    load_mapping,
+    parse_record,
+    read_blocks,
+    text_encoding,
+)
 from omnifuse.landing_zone import LandingPath, Location
 from omnifuse.rules import staging_params
 from omnifuse.sources import Source
@@ -52,6 +64,12 @@ def block_bytes(settings: Settings | None = None) -> int:
     of a load grows with it (about 30x: the block, its lines, their COPY rows), never with the size of the files;
     larger blocks are not faster."""
     return max(int((settings or load_settings()).ingest_block_mb * (1 << 20)), 1 << 16)
+
+
+def line_limit(settings: Settings | None = None) -> int:
+    """Bytes of the longest landed line (or CSV record) read as data: ``OMNIFUSE_INGEST_MAX_LINE_KB``. A longer
+    line is quarantined ``line_too_long`` with its first bytes; no more of it is held in memory."""
+    return (settings or load_settings()).ingest_max_line_kb * 1024
 
 
 class LandingError(RuntimeError):
@@ -108,25 +126,46 @@ def landed_files(landing_dir: Location, source: Source, business_date: date) -> 
         entries = manifest["files"]
     except (ValueError, KeyError, TypeError) as exc:
         raise LandingError(f"{manifest_path}: unreadable manifest ({exc}); ask the sender to re-deliver it.") from exc
+    if not isinstance(entries, list):
+        raise LandingError(f"{manifest_path}: \"files\" is not a list; ask the sender to re-deliver the manifest.")
     found = []
+    readers = [s for s in sources.REGISTRY.values() if s.folder == source.folder]
+    seen: set[str] = set()
     for entry in entries:
-        name = str(entry["name"])
-        if not any(fnmatch(name, pattern) for pattern in source.patterns):
-            continue
+        name, listed_bytes, sha256, lines = _manifest_entry(entry, manifest_path, source, business_date)
+        if name in seen:
+            raise LandingError(
+                f"{manifest_path}: {name!r} is listed twice. Nothing was loaded for {source.name} on "
+                f"{business_date}; ask the sender to list each file once, then clear the task.")
+        seen.add(name)
+        if not any(fnmatchcase(name, pattern) for reader in readers for pattern in reader.patterns):
+            raise LandingError(
+                f"{manifest_path}: lists {name!r}, which no source of the {source.folder} folder reads (file "
+                f"names: {sorted({p for reader in readers for p in reader.patterns})}). Nothing was loaded for "
+                f"{source.name} on {business_date}; ask the sender to name the file by the landing contract "
+                "(docs/landing.md) or to leave it out of the manifest, then clear the task.")
+        if not any(fnmatchcase(name, pattern) for pattern in source.patterns):
+            continue  # another source of this folder reads it
         path = folder / name
         relative = f"{source.folder}/{business_date.isoformat()}/{name}"
+        if isinstance(path, Path) and isinstance(folder, Path) and (
+                path.is_symlink() or path.resolve().parent != folder.resolve()):
+            raise LandingError(
+                f"{folder}: {name!r} is a link, not a file of this folder; ingest reads only files delivered into "
+                f"the folder. Nothing was loaded for {source.name} on {business_date}; ask the sender to deliver "
+                "the file itself, then clear the task.")
         if not path.is_file():
             raise LandingError(
                 f"{path}: listed in {MANIFEST} but missing. Nothing was loaded for {source.name} on "
                 f"{business_date}; ask the sender to re-deliver the file, then clear the task."
             )
         size = path.stat().st_size
-        if size != int(entry["bytes"]):
+        if size != listed_bytes:
             raise LandingError(
-                f"{path}: {size} bytes on disk but {entry['bytes']} in {MANIFEST} — the file is truncated or was "
+                f"{path}: {size} bytes on disk but {listed_bytes} in {MANIFEST} — the file is truncated or was "
                 f"overwritten. Nothing was loaded for {source.name} on {business_date}; ask for a re-delivery."
             )
-        found.append(LandedFile(path, relative, size, str(entry["sha256"]), int(entry["data_lines"])))
+        found.append(LandedFile(path, relative, size, sha256, lines))
     if not entries:
         # an explicit empty delivery (a holiday, a closed store): a valid zero-row run, audited as such
         log.info("%s: the manifest lists no file; %s has no data for %s", manifest_path, source.name, business_date)
@@ -137,6 +176,41 @@ def landed_files(landing_dir: Location, source: Source, business_date: date) -> 
             "check the sender's file naming (an empty delivery is a manifest with \"files\": [])."
         )
     return sorted(found, key=lambda f: f.relative)
+
+
+#: A manifest name: a plain file name of its folder (no separator, no control character such as a tab or newline).
+_PLAIN_NAME = re.compile(r"[^/\\\x00-\x1f\x7f]+")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def plain_name(name: str) -> bool:
+    """True when ``name`` names a file directly in its folder: no ``/`` or ``\\``, not ``.``/``..`` nor a
+    dot file, not the manifest itself, no control character (a tab or newline would also break the COPY)."""
+    return bool(_PLAIN_NAME.fullmatch(name)) and not name.startswith(".") and name != MANIFEST
+
+
+def _manifest_entry(entry: object, manifest_path: LandingPath, source: Source,
+                    business_date: date) -> tuple[str, int, str, int]:
+    """(name, bytes, sha256, data lines) of one manifest entry, checked before anything is opened: a name that
+    is not a plain file name of the folder is refused without looking at what it points to."""
+    nothing = (f"Nothing was loaded for {source.name} on {business_date}; ask the sender to re-deliver the manifest "
+               "(`omnifuse manifest <folder>` writes a valid one), then clear the task.")
+    if not isinstance(entry, dict):
+        raise LandingError(f"{manifest_path}: the entry {entry!r} is not an object with name, bytes, sha256 and "
+                           f"data_lines. {nothing}")
+    name = entry.get("name")
+    if not isinstance(name, str) or not plain_name(name):
+        raise LandingError(
+            f"{manifest_path}: the entry name {name!r} is not a plain file name of this folder (no '/', '\\', "
+            f"'..', leading '.', tab, newline or other control character). {nothing}")
+    listed_bytes, lines, sha256 = entry.get("bytes"), entry.get("data_lines"), entry.get("sha256")
+    for key, value in (("bytes", listed_bytes), ("data_lines", lines)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise LandingError(f"{manifest_path}: {name}: {key} {value!r} is not a count. {nothing}")
+    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+        raise LandingError(f"{manifest_path}: {name}: sha256 {sha256!r} is not a SHA-256 in hex. {nothing}")
+    assert isinstance(listed_bytes, int) and isinstance(lines, int)
+    return name, listed_bytes, sha256, lines
 
 
 def verify_checksum(lf: LandedFile, source: Source, business_date: date, block_size: int | None = None) -> None:
@@ -260,45 +334,135 @@ def _copy_text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
 
 
-def _gzip_lines(lf: LandedFile, business_date: date, size: int) -> Iterator[list[bytes]]:
+def _bounded_blocks(lf: LandedFile, size: int) -> Iterator[bytes]:
+    """The file's bytes in blocks of ``size``, never more than the manifest's ``bytes``: a file that grows while it
+    is read (rewritten after its checks) raises :class:`LandingError` at once."""
+    read = 0
+    for block in read_blocks(lf.path, size):
+        read += len(block)
+        if read > lf.bytes:
+            raise _grew(lf)
+        yield block
+
+
+def _grew(lf: LandedFile) -> LandingError:
+    return LandingError(
+        f"{lf.path}: longer than the {lf.bytes} bytes its manifest promises — the file was rewritten while it was "
+        "loaded. Nothing was loaded; ask the sender not to touch a delivered folder, then clear the task.")
+
+
+def _too_many_lines(lf: LandedFile, business_date: date, max_lines: int) -> LandingError:
+    return LandingError(
+        f"{lf.path}: more than the {max_lines} data lines its manifest promises (reading stopped at line "
+        f"{max_lines + 1}) — the file is not the one the manifest describes. Nothing was loaded for "
+        f"{business_date}; ask for a re-delivery of the file and its manifest, then clear the task.")
+
+
+def _gzip_lines(lf: LandedFile, business_date: date, size: int, limit: int,
+                max_lines: int | None = None) -> Iterator[list[bytes]]:
     """The lines of a gzip file, ``size`` bytes of it at a time (a line cut by a block's end is carried into
-    the next); a corrupt or truncated file raises :class:`LandingError` naming it."""
+    the next; a line longer than ``limit`` is a :class:`BadLine`, cut). Reading stops, raising
+    :class:`LandingError`, as soon as the file holds more than ``max_lines`` lines (what its manifest promises) or
+    more bytes than its manifest; a corrupt or truncated file raises :class:`LandingError` naming it."""
     line_no = 0
-    carry = b""
+
+    def decompressed(raw: IO[bytes], fh: gzip.GzipFile) -> Iterator[bytes]:
+        while block := fh.read(size):
+            if raw.tell() > lf.bytes:
+                raise _grew(lf)
+            yield block
+
     try:
         with landing_zone.open_binary(lf.path, size) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as fh:
-            while block := fh.read(size):
-                parts = (carry + block).split(b"\n")
-                carry = parts.pop()
-                yield parts
+            for parts in split_lines(decompressed(raw, fh), limit):
                 line_no += len(parts)
+                if max_lines is not None and line_no > max_lines:
+                    raise _too_many_lines(lf, business_date, max_lines)
+                yield parts
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not the storage's own errors: those may be retried
         raise LandingError(
             f"{lf.path}: corrupt or truncated gzip after {line_no} lines ({exc}). Nothing was loaded for "
             f"{business_date}; ask the sender to re-deliver the file, then clear the task."
         ) from exc
-    if carry:
-        yield [carry]
+
+
+#: The first lines of an NDJSON file whose keys are read in Python (and then the first lines of every block): enough
+#: to see a renamed key, far fewer than the lines COPYed.
+KEY_SAMPLE_LINES = 1000
+KEY_SAMPLE_PER_BLOCK = 20
+
+
+@dataclass
+class _KeyNotes:
+    """What an NDJSON file's keys say: top-level keys the source does not read (from a sample of lines) and, per
+    optional key, how many lines carry it (every line, counted in bytes)."""
+
+    source: Source
+    sampled: int = 0
+    unexpected: dict[str, int] = field(default_factory=dict)
+    optional: dict[str, int] = field(default_factory=dict)
+
+    def see(self, parts: list[bytes], rows: bytes, first_block_line: int) -> None:
+        """``parts``: a block's lines, numbered from ``first_block_line``; ``rows``: their COPY rows (the key
+        names are not changed by escaping: one ``bytes.count`` per optional key and block)."""
+        for key in self.source.optional_keys:
+            self.optional[key] = self.optional.get(key, 0) + rows.count(b'"%s":' % key.encode())
+        take = max(KEY_SAMPLE_LINES - first_block_line, KEY_SAMPLE_PER_BLOCK)
+        for line in parts[:take]:
+            if isinstance(line, BadLine) or too_deep(line):
+                continue
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(doc, dict):
+                continue
+            self.sampled += 1
+            for key in doc:
+                if key not in self.source.keys:
+                    self.unexpected[key] = self.unexpected.get(key, 0) + 1
+
+    def notes(self, relative: str, lines: int) -> list[str]:
+        if not self.unexpected:
+            return []
+        listed = ", ".join(f"'{k}' on {n}" for k, n in sorted(self.unexpected.items()))
+        out = [f"{relative}: keys the {self.source.name} source does not read, kept in raw.line only ({listed} of "
+               f"{self.sampled} sampled lines)"]
+        for key, carried in self.optional.items():
+            if carried == 0 and lines:
+                out.append(f"{relative}: no line carries the optional key '{key}', so it is NULL on all {lines} lines "
+                           f"— was it renamed (to {', '.join(repr(k) for k in sorted(self.unexpected))})? Ask the "
+                           "sender to restore the key, then re-run the date.")
+        return out
 
 
 def _ndjson_rows(lf: LandedFile, business_date: date, stats: FileLoad,
-                 block_size: int | None = None) -> Iterator[bytes]:
-    """COPY rows (arrival date, file, line no, line, fields, parse error) for a gzip NDJSON file."""
-    prefix = f"{business_date.isoformat()}\t{lf.relative}\t".encode()
+                 block_size: int | None = None, limit: int | None = None,
+                 source: Source | None = None, max_lines: int | None = None) -> Iterator[bytes]:
+    """COPY rows (arrival date, file, line no, line, fields, parse error) for a gzip NDJSON file; with ``source``,
+    keys it does not read are noted in ``stats.notes`` (a renamed optional key would otherwise be NULL silently)."""
+    prefix = f"{business_date.isoformat()}\t{_copy_text(lf.relative)}\t".encode()
     line_no = 0
-    for parts in _gzip_lines(lf, business_date, block_size or block_bytes()):
-        yield _rows_from_parts(parts, prefix, line_no)
+    keys = _KeyNotes(source) if source is not None and source.keys else None
+    for parts in _gzip_lines(lf, business_date, block_size or block_bytes(), limit or line_limit(), max_lines):
+        block = _rows_from_parts(parts, prefix, line_no)
+        if keys is not None:
+            keys.see(parts, block, line_no)
+        yield block
         line_no += len(parts)
     stats.lines = line_no
+    if keys is not None:
+        stats.notes.extend(keys.notes(lf.relative, line_no))
 
 
 def _ga4_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLoad,
-              block_size: int | None = None) -> Iterator[bytes]:
+              block_size: int | None = None, limit: int | None = None,
+              max_lines: int | None = None) -> Iterator[bytes]:
     """COPY rows for a gzip GA4 export file (``format = "ga4"``): one row per item of each interaction event,
     with the native record of ``source`` as ``line`` and the GA4 row's line number as ``_line_no``; a row that
     cannot be expanded lands once, as it came, with its reason in ``_parse_error``. Rows that are not
     interactions of this source are counted in ``stats.notes`` (see :mod:`omnifuse.landing.ga4`)."""
-    prefix = f"{business_date.isoformat()}\t{lf.relative}\t"
+    prefix = f"{business_date.isoformat()}\t{_copy_text(lf.relative)}\t"
     line_no = records = 0
     skipped: dict[str, int] = {}
 
@@ -306,7 +470,7 @@ def _ga4_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
         nonlocal records
         out = []
         for n, raw_line in enumerate(parts, start=start + 1):
-            text, error = _clean_line(raw_line)
+            text, error = _line_error(raw_line)
             if error != b"\\N":
                 out.append(f"{prefix}{n}\t{text.decode()}\t\\N\t{error.decode()}\n")
                 records += 1
@@ -324,7 +488,7 @@ def _ga4_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
             records += len(found.records)
         return "".join(out).encode()
 
-    for parts in _gzip_lines(lf, business_date, block_size or block_bytes()):
+    for parts in _gzip_lines(lf, business_date, block_size or block_bytes(), limit or line_limit(), max_lines):
         yield rows(parts, line_no)
         line_no += len(parts)
     stats.lines, stats.records = line_no, records
@@ -335,33 +499,47 @@ def _ga4_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
                            f"and were not loaded ({listed})")
 
 
+def _line_error(line: bytes) -> tuple[bytes, bytes]:
+    """(escaped line, its reason or ``\\N``) of one NDJSON line: a line cut at the bound (``line_too_long``), a
+    NUL byte, invalid UTF-8, or JSON nested deeper than PostgreSQL parses (``json_too_deep``)."""
+    text, error = _clean_line(line)
+    if isinstance(line, BadLine):
+        return text, line.reason.encode()
+    if error == b"\\N" and too_deep(line):
+        return text, b"json_too_deep"
+    return text, error
+
+
 def _rows_from_parts(parts: list[bytes], prefix: bytes, start: int) -> bytes:
     block = b"\n".join(parts)
-    clean = b"\x00" not in block
+    clean = b"\x00" not in block and BadLine not in map(type, parts)
     if clean:
         try:
             block.decode("utf-8")
         except UnicodeDecodeError:
             clean = False
     if clean:
+        clean = not any_too_deep(parts)
+    if clean:
         escaped = _escape(block).split(b"\n") if parts else []
         return b"".join([b"%s%d\t%s\t\\N\t\\N\n" % (prefix, n, line)
                          for n, line in enumerate(escaped, start=start + 1)])
     out = []
     for n, line in enumerate(parts, start=start + 1):
-        text, error = _clean_line(line)
+        text, error = _line_error(line)
         out.append(b"%s%d\t%s\t\\N\t%s\n" % (prefix, n, text, error))
     return b"".join(out)
 
 
 def _decoded_blocks(lf: LandedFile, mapping: Mapping | None, size: int) -> Iterator[bytes]:
-    """The file's bytes in blocks of ``size``, as UTF-8 (transcoded from the mapping's encoding)."""
-    blocks = read_blocks(lf.path, size)
+    """The file's bytes in blocks of ``size`` (never more than the manifest's bytes), as UTF-8 (transcoded from
+    the mapping's encoding, which must be a text encoding: a decompressing codec is refused)."""
+    blocks = _bounded_blocks(lf, size)
     if mapping is None or mapping.encoding.lower().replace("-", "") in ("utf8", "utf8sig"):
         yield from blocks
         return
     try:
-        decoder = codecs.getincrementaldecoder(mapping.encoding)()
+        decoder = codecs.getincrementaldecoder(text_encoding(mapping.encoding, mapping.path))()
         for block in blocks:
             yield decoder.decode(block).encode("utf-8")
         yield decoder.decode(b"", final=True).encode("utf-8")
@@ -371,7 +549,8 @@ def _decoded_blocks(lf: LandedFile, mapping: Mapping | None, size: int) -> Itera
 
 
 def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLoad,
-              mapping: Mapping | None = None, block_size: int | None = None) -> Iterator[bytes]:
+              mapping: Mapping | None = None, block_size: int | None = None,
+              limit: int | None = None, max_lines: int | None = None) -> Iterator[bytes]:
     """COPY rows for a CSV file; ``fields`` holds the columns keyed by canonical name.
 
     One row per record (a quoted field may span lines); a UTF-8 BOM is ignored; with a ``mapping`` the
@@ -379,10 +558,15 @@ def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
     is read :func:`block_bytes` at a time: memory does not grow with the file.
     """
     quote = (mapping.quotechar if mapping else '"').encode()
-    blocks = iter_records(_decoded_blocks(lf, mapping, block_size or block_bytes()), quote)
+    delimiter = mapping.delimiter if mapping else ","
+    blocks = iter_records(_decoded_blocks(lf, mapping, block_size or block_bytes()), quote, delimiter.encode(),
+                          limit or line_limit())
     first = next(blocks, None)
     if not first:
         raise LandingError(f"{lf.path}: empty file (no header). Ask the sender to re-deliver it.")
+    if isinstance(first[0], BadLine):
+        raise LandingError(f"{lf.path}: the header cannot be read ({first[0].reason}). Nothing was loaded; ask the "
+                           "sender to re-deliver the file with a one-line header, then clear the task.")
     header_text = first[0].decode("utf-8", errors="replace").rstrip("\r")
     header = [h.strip() for h in parse_record(header_text, mapping)]
     renames = {**source.aliases, **(mapping.renames if mapping else {})}
@@ -405,10 +589,9 @@ def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
     if unknown:
         stats.notes.append(f"{lf.relative}: unexpected columns {unknown} kept in raw.fields")
     stats.header = header_text
-    prefix = f"{business_date.isoformat()}\t{lf.relative}\t"
+    prefix = f"{business_date.isoformat()}\t{_copy_text(lf.relative)}\t"
     width = len(canonical)
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    delimiter = mapping.delimiter if mapping else ","
     # A record without quote, CR or NUL splits like csv.reader splits it; when it also holds no backslash, JSON
     # quote or control character, its fields' JSON is a fixed template filled with the values as they are.
     plain = re.compile(f"[{re.escape(quote.decode())}\r\x00]").search
@@ -422,8 +605,14 @@ def _csv_rows(lf: LandedFile, source: Source, business_date: date, stats: FileLo
     wrong_field_count = b"wrong_field_count".decode()  # a blank line too (tests find the reason as a bytes literal)
     for records in itertools.chain([first[1:]], blocks):
         out: list[str] = []
+        if max_lines is not None and n - 1 + len(records) > max_lines:
+            raise _too_many_lines(lf, business_date, max_lines)
         for raw_line in records:
             n += 1
+            if isinstance(raw_line, BadLine):  # a record cut at the bound, or a quote left open
+                cut, _ = _clean_line(raw_line)
+                out.append(f"{prefix}{n}\t{cut.decode()}\t\\N\t{raw_line.reason}\n")
+                continue
             record = raw_line.rstrip(b"\r")
             if b"\x00" in record:  # stored without its NUL bytes, with that reason
                 out.append(_unreadable_record_row(record, n, prefix))
@@ -506,6 +695,7 @@ def load_source(
     ``settings``: the block size files are read by and the staging bounds."""
     started = time.perf_counter()
     block = block_bytes(settings)
+    limit = line_limit(settings)
     cur.execute("set local timezone = 'UTC'")
     warehouse.lock(cur, "ingest", source.name, business_date)
     raw_part = _fresh_partition(cur, "raw", source.table, business_date)
@@ -526,11 +716,11 @@ def load_source(
         verify_checksum(lf, source, business_date, block)
         stats = FileLoad()
         if mapping is not None and mapping.format == "ga4":
-            rows = _ga4_rows(lf, source, business_date, stats, block)
+            rows = _ga4_rows(lf, source, business_date, stats, block, limit, lf.data_lines)
         elif source.fmt == "ndjson":
-            rows = _ndjson_rows(lf, business_date, stats, block)
+            rows = _ndjson_rows(lf, business_date, stats, block, limit, source, lf.data_lines)
         else:
-            rows = _csv_rows(lf, source, business_date, stats, mapping, block)
+            rows = _csv_rows(lf, source, business_date, stats, mapping, block, limit, lf.data_lines)
         ahead = produced_ahead(rows)
         stream = ChunkStream(ahead)
         try:
@@ -622,18 +812,33 @@ def ingest_source(
     settings = settings or load_settings()
     source = sources.get(source_name)
     landing = landing_zone.resolve(landing_dir if landing_dir else settings.landing_dir, settings.landing_conn_id)
-    files = landed_files(landing, source, business_date)
-    window = settings.late_window_days if late_window_days is None else late_window_days
-    mapping_dir = settings.mapping_dir if settings.mapping_dir else landing / "_mappings"
-    mapping = load_mapping(mapping_dir, source.name)
-    for former in source.former_names:
-        if mapping is None and load_mapping(mapping_dir, former) is not None:
-            raise LandingError(
-                f"{mapping_dir}: a column mapping {former}.toml but none named {source.name}.toml — the source "
-                f"{former!r} is now {source.name!r} (its files keep their names). Rename the mapping file to "
-                f"{source.name}.toml, then clear the task."
-            )
-    with warehouse.transaction(url) as cur:
-        summary = load_source(cur, source, business_date, files, window, mapping, settings=settings)
+    try:
+        files = landed_files(landing, source, business_date)
+        window = settings.late_window_days if late_window_days is None else late_window_days
+        mapping_dir = settings.mapping_dir if settings.mapping_dir else landing / "_mappings"
+        mapping = load_mapping(mapping_dir, source.name)
+        for former in source.former_names:
+            if mapping is None and load_mapping(mapping_dir, former) is not None:
+                raise LandingError(
+                    f"{mapping_dir}: a column mapping {former}.toml but none named {source.name}.toml — the source "
+                    f"{former!r} is now {source.name!r} (its files keep their names). Rename the mapping file to "
+                    f"{source.name}.toml, then clear the task."
+                )
+        with warehouse.transaction(url) as cur:
+            summary = load_source(cur, source, business_date, files, window, mapping, settings=settings)
+    except (LandingError, MappingError) as exc:
+        if not source.judges_events:
+            raise
+        raise type(exc)(f"{exc}\n{_event_loads_wait(business_date)}") from exc
     log.info("%s %s: %s", source.name, business_date, summary)
     return summary
+
+
+def _event_loads_wait(business_date: date) -> str:
+    """What a failed catalog delivery means for the day's event loads, and what to do (the DAG's load order)."""
+    channels = ", ".join(sources.EVENT_CHANNELS)
+    return (f"The event loads of {business_date} ({channels}) wait for the catalog delivery and did not run: they "
+            "judge SKUs, prices, stores and currencies against that day's catalog, store list and rates, and without "
+            "them every event would be quarantined as unknown. Fix the catalog delivery as said above, then clear "
+            f"load_catalog of {business_date} together with its downstream tasks (Clear, \"Downstream\" ticked) so "
+            "that the event loads run after it.")

@@ -30,13 +30,19 @@ export::
 
 from __future__ import annotations
 
+import codecs
 import csv
+import re
 import tomllib
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
+from operator import contains
 
 from omnifuse import landing_zone
+from omnifuse.landing.lines import BadLine, split_lines
 from omnifuse.landing_zone import LandingPath, Location
 
 #: Columns read as numbers in every source (decimal and thousands separators apply to them).
@@ -101,6 +107,7 @@ def load_mapping(mapping_dir: Location | None, source_name: str) -> Mapping | No
     for key in ("delimiter", "quotechar"):
         if key in opts and len(str(opts[key])) != 1:
             raise MappingError(f"{path}: [csv] {key} must be one character, not {opts[key]!r}")
+    encoding = text_encoding(str(opts.get("encoding", "utf-8")), path)
     preset_columns: dict[str, str] = {}
     preset_defaults: dict[str, str] = {}
     delimiter = ","
@@ -116,36 +123,61 @@ def load_mapping(mapping_dir: Location | None, source_name: str) -> Mapping | No
         quotechar=str(opts.get("quotechar", '"')),
         decimal=str(opts.get("decimal", ".")),
         thousands=str(opts.get("thousands", "")),
-        encoding=str(opts.get("encoding", "utf-8")),
+        encoding=encoding,
         columns={**preset_columns, **{str(k): str(v) for k, v in doc.get("columns", {}).items()}},
         timestamps={str(k): str(v) for k, v in doc.get("timestamps", {}).items()},
         defaults={**preset_defaults, **{str(k): str(v) for k, v in doc.get("defaults", {}).items()}},
     )
 
 
-def split_records(data: bytes, quote: bytes = b'"') -> list[bytes]:
+#: The longest line or record a reader holds when no bound is given (``OMNIFUSE_INGEST_MAX_LINE_KB`` sets it).
+DEFAULT_LINE_LIMIT = 1 << 20
+
+
+def text_encoding(name: str, path: LandingPath | str) -> str:
+    """``name`` if it is a text encoding Python knows (``cp1252``, ``latin-1``, ``utf-16``, ...), else
+    :class:`MappingError`. Python also registers codecs that transform bytes (``bz2_codec``, ``zlib_codec``,
+    ``base64_codec``, ...): a decompressor as a file's "encoding" turns a small landed file into gigabytes, so
+    only codecs Python itself marks as text encodings are accepted."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise MappingError(f"{path}: [csv] encoding {name!r} is not an encoding Python knows; name the export's "
+                           "text encoding (utf-8, cp1252, latin-1, utf-16, ...), then clear the task.") from None
+    if not getattr(info, "_is_text_encoding", False):  # what str.encode / bytes.decode check themselves
+        raise MappingError(f"{path}: [csv] encoding {name!r} is not a text encoding (Python's {info.name} codec "
+                           "transforms bytes, e.g. decompresses them); name the export's text encoding (utf-8, "
+                           "cp1252, latin-1, utf-16, ...), then clear the task. Compressed CSV is not part of "
+                           "the landing contract: deliver the file uncompressed.")
+    return name
+
+
+def split_records(data: bytes, quote: bytes = b'"', delimiter: bytes = b",",
+                  limit: int = DEFAULT_LINE_LIMIT) -> list[bytes]:
     """The file's records: physical lines, joined while a quoted field is open (a comment with a newline)."""
-    return [record for block in iter_records([data], quote) for record in block]
+    return [record for block in iter_records([data], quote, delimiter, limit) for record in block]
 
 
-def iter_records(blocks: Iterable[bytes], quote: bytes = b'"') -> Iterator[list[bytes]]:
-    """:func:`split_records` over a stream of byte blocks, in memory bounded by the block size: yields the
-    complete records found so far (a non-empty list), carrying a partial line or an open quoted field on.
+def iter_records(blocks: Iterable[bytes], quote: bytes = b'"', delimiter: bytes = b",",
+                 limit: int = DEFAULT_LINE_LIMIT) -> Iterator[list[bytes]]:
+    """:func:`split_records` over a stream of byte blocks, in memory bounded by the block size and ``limit``:
+    yields the complete records found so far (a non-empty list), carrying a partial line or an open quoted
+    field on.
 
-    A UTF-8 BOM at the start of the stream is dropped; the last empty line (after the file's final newline) is
-    not a record. An unterminated quote keeps the rest of the file as one (malformed) record.
+    A quote opens a quoted field only at the start of a field, as ``csv.reader`` reads it: ``Monitor 27"`` is a
+    field holding a quote, not the start of a multi-line record. A UTF-8 BOM at the start of the stream is
+    dropped; the last empty line (after the file's final newline) is not a record. A line longer than ``limit``
+    bytes is a :class:`~omnifuse.landing.lines.BadLine` (``line_too_long``, cut); a quoted field that is still
+    open after ``limit`` bytes or at the end of the file makes the line that opened it a ``BadLine``
+    (``unbalanced_quote``) and the lines after it are read again as records of their own, so one stray quote
+    costs one record, not the rest of the file.
     """
-    carry = b""  # the unfinished last physical line
-    pending: bytes | None = None  # a record whose quoted field is still open
-    for block in _without_bom(blocks):
-        lines = (carry + block).split(b"\n")
-        carry = lines.pop()
-        out, pending = _join_quoted(lines, quote, pending)
+    joiner = _QuoteJoiner(quote, delimiter, limit)
+    for lines in split_lines(_without_bom(blocks), limit):
+        out = joiner.feed(lines)
         if out:
             yield out
-    out, pending = _join_quoted([carry] if carry else [], quote, pending)
-    if pending is not None:
-        out.append(pending)
+    out = joiner.finish()
     if out:
         yield out
 
@@ -166,21 +198,74 @@ def _without_bom(blocks: Iterable[bytes]) -> Iterator[bytes]:
             yield block
 
 
-def _join_quoted(lines: list[bytes], quote: bytes, pending: bytes | None) -> tuple[list[bytes], bytes | None]:
-    if pending is None and not any(quote in line for line in lines):
-        return lines, None
-    out: list[bytes] = []
-    for line in lines:
-        if pending is not None:
-            pending += b"\n" + line
-            if line.count(quote) % 2:
-                out.append(pending)
-                pending = None
-        elif line.count(quote) % 2:
-            pending = line
-        else:
+class _QuoteJoiner:
+    """Joins physical lines into CSV records (see :func:`iter_records`), in time linear in the file.
+
+    Whether a line, read from the start of a record, ends inside a quoted field, and whether a line read from
+    inside a quoted field closes it, are properties of the line alone (one regular expression each, possessive:
+    linear). The lines of an open record after its first all failed to close it; so when the record is given up
+    (too long, or the file ends) its first line is the bad one and the others are read again only as far as
+    needed: those complete on their own are records, and the first that opens a quoted field starts the next open
+    record with the rest as its continuation. Every line is checked a bounded number of times.
+    """
+
+    def __init__(self, quote: bytes, delimiter: bytes, limit: int):
+        q, d = re.escape(quote), re.escape(delimiter)
+        field = b"(?:%s(?:[^%s]|%s%s)*+%s(?!%s)[^%s]*+|[^%s%s][^%s]*+|)" % (q, q, q, q, q, q, d, d, q, d)
+        rest = b"(?:%s%s)*+" % (d, field)
+        self.quote = quote
+        self.closed = re.compile(field + rest, re.S).fullmatch  # a line read from the start of a record
+        # a line read from inside an open quoted field: it closes that field and every field it opens
+        self.closes = re.compile(b"(?:[^%s]|%s%s)*+%s(?!%s)[^%s]*+" % (q, q, q, q, q, d) + rest, re.S).fullmatch
+        self.limit = limit
+        self.pending: deque[bytes] = deque()  # an open record: its first line, then lines that did not close it
+        self.pending_bytes = 0
+
+    def feed(self, lines: list[bytes]) -> list[bytes]:
+        if not self.pending and not any(map(contains, lines, repeat(self.quote))):  # the usual block: in C
+            return lines
+        out: list[bytes] = []
+        for line in lines:
+            if isinstance(line, BadLine):  # cut at the bound: it ends any open record and is a record of its own
+                while self.pending:
+                    self._give_up(out)
+                out.append(line)
+            elif self.pending:
+                if self.closes(line):
+                    self.pending.append(line)
+                    out.append(b"\n".join(self.pending))
+                    self.pending.clear()
+                    self.pending_bytes = 0
+                else:
+                    self.pending.append(line)
+                    self.pending_bytes += len(line) + 1
+                    while self.pending_bytes > self.limit:
+                        self._give_up(out)
+            elif self.quote not in line or self.closed(line):
+                out.append(line)
+            else:
+                self.pending.append(line)
+                self.pending_bytes = len(line)
+        return out
+
+    def finish(self) -> list[bytes]:
+        out: list[bytes] = []
+        while self.pending:
+            self._give_up(out)
+        return out
+
+    def _give_up(self, out: list[bytes]) -> None:
+        """The open record's first line is a bad record; the lines after it are read again from a record's start
+        until one opens a quoted field, which then heads the open record (the rest stay its continuation)."""
+        first = self.pending.popleft()
+        out.append(BadLine(first[:self.limit], "unbalanced_quote"))
+        self.pending_bytes -= len(first) + 1
+        while self.pending and (self.quote not in self.pending[0] or self.closed(self.pending[0])):
+            line = self.pending.popleft()
+            self.pending_bytes -= len(line) + 1
             out.append(line)
-    return out, pending
+        if not self.pending:
+            self.pending_bytes = 0
 
 
 def read_blocks(path: Location, size: int) -> Iterator[bytes]:
@@ -190,9 +275,10 @@ def read_blocks(path: Location, size: int) -> Iterator[bytes]:
             yield block
 
 
-def count_records(path: Location, quote: bytes = b'"', block_size: int = 1 << 20) -> int:
+def count_records(path: Location, quote: bytes = b'"', block_size: int = 1 << 20, delimiter: bytes = b",",
+                  limit: int = DEFAULT_LINE_LIMIT) -> int:
     """Data records of a CSV file (after the header), as ingest counts them; reads ``block_size`` bytes at a time."""
-    records = sum(len(block) for block in iter_records(read_blocks(path, block_size), quote))
+    records = sum(len(block) for block in iter_records(read_blocks(path, block_size), quote, delimiter, limit))
     return max(records - 1, 0)
 
 

@@ -9,24 +9,33 @@ here takes a local folder or file, or one in object storage (a URL or an ``Objec
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import json
+from collections.abc import Iterator
+from fnmatch import fnmatchcase
+from typing import Any
 
 from omnifuse import landing_zone
-from omnifuse.landing_zone import Location
+from omnifuse.config import load_settings
+from omnifuse.landing_zone import LandingPath, Location
 
 MANIFEST = "_manifest.json"
 BLOCK = 1 << 20
 
 
-def data_lines(location: Location) -> int:
-    """Data lines as ingest counts them: NDJSON (``.gz``) lines, or CSV records after the header."""
+def data_lines(location: Location, quote: bytes = b'"', delimiter: bytes = b",", encoding: str = "utf-8",
+               limit: int | None = None) -> int:
+    """Data lines as ingest counts them: NDJSON (``.gz``) lines, or CSV records after the header (read with the
+    source's quote character, delimiter and encoding, and the line bound ``OMNIFUSE_INGEST_MAX_LINE_KB``)."""
     path = landing_zone.resolve(location)
     if path.suffix != ".gz":
-        from omnifuse.landing_csv import count_records
+        from omnifuse.landing_csv import iter_records, read_blocks
 
-        return count_records(path)
+        bound = limit if limit is not None else load_settings().ingest_max_line_kb * 1024
+        blocks = _utf8(read_blocks(path, BLOCK), encoding)
+        return max(sum(len(block) for block in iter_records(blocks, quote, delimiter, bound)) - 1, 0)
     with landing_zone.open_binary(path, BLOCK) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as fh:
         count, last = 0, b"\n"
         while block := fh.read(BLOCK):
@@ -35,15 +44,44 @@ def data_lines(location: Location) -> int:
     return count + (last != b"\n")  # a last line without its newline counts too
 
 
-def entry(location: Location) -> dict[str, object]:
-    """The manifest entry of one file."""
+def _utf8(blocks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
+    if encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig"):
+        yield from blocks
+        return
+    decoder = codecs.getincrementaldecoder(encoding)()
+    for block in blocks:
+        yield decoder.decode(block).encode("utf-8")
+    yield decoder.decode(b"", final=True).encode("utf-8")
+
+
+def entry(location: Location, **csv: Any) -> dict[str, object]:
+    """The manifest entry of one file (``csv``: :func:`data_lines`' CSV options)."""
     path = landing_zone.resolve(location)
     digest = hashlib.sha256()
     with landing_zone.open_binary(path, BLOCK) as fh:
         while block := fh.read(BLOCK):
             digest.update(block)
     return {"name": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest(),
-            "data_lines": data_lines(path)}
+            "data_lines": data_lines(path, **csv)}
+
+
+def _csv_options(folder: LandingPath) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """(file name patterns, CSV options) of each CSV source reading ``<landing>/<folder>/<date>``, from its column
+    mapping when it has one: records are counted the way ingest will read them."""
+    from omnifuse import sources
+    from omnifuse.landing_csv import load_mapping
+
+    settings = load_settings()
+    mapping_dir = settings.mapping_dir if settings.mapping_dir else folder.parent.parent / "_mappings"
+    found = []
+    for source in sources.REGISTRY.values():
+        if source.folder != folder.parent.name or source.fmt != "csv":
+            continue
+        mapping = load_mapping(mapping_dir, source.name)
+        if mapping is not None:
+            found.append((source.patterns, {"quote": mapping.quotechar.encode(),
+                                            "delimiter": mapping.delimiter.encode(), "encoding": mapping.encoding}))
+    return found
 
 
 def write_manifest(location: Location) -> dict:
@@ -53,6 +91,11 @@ def write_manifest(location: Location) -> dict:
         raise FileNotFoundError(f"{folder} is not a folder; give a landing folder like <landing>/store/2024-03-01")
     files = sorted((p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")),
                    key=lambda p: p.name)
-    body = {"files": [entry(p) for p in files]}
+    options = _csv_options(folder)
+
+    def csv_of(name: str) -> dict[str, Any]:
+        return next((o for patterns, o in options if any(fnmatchcase(name, p) for p in patterns)), {})
+
+    body = {"files": [entry(p, **csv_of(p.name)) for p in files]}
     (folder / MANIFEST).write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
     return body

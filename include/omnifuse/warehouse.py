@@ -180,14 +180,47 @@ def connect(url: str | None = None) -> psycopg2.extensions.connection:
                             options=session_options(timeouts))
 
 
+def no_retry_fixes(exc: BaseException) -> str | None:
+    """What to do about a server error that asking again cannot fix, or None for any other error.
+
+    A full disk (SQLSTATE 53100), a statement beyond a PostgreSQL limit (class 54: "stack depth limit exceeded",
+    too many columns, ...) and a statement cancelled by request (57014 other than a statement timeout, which a
+    retry with less contention may pass) fail the same way on every retry. :func:`transaction` raises them as
+    :class:`WarehouseError`, which the retry policy fails at once.
+    """
+    import psycopg2.errors
+
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, psycopg2.errors.DiskFull) or getattr(exc, "pgcode", None) == "53100":
+        return (f"the warehouse ran out of disk space ({first}). The transaction was rolled back; free space or "
+                "grow the volume (and check what filled it: a landed file far larger than usual?), then clear the "
+                "task. Retrying before that fails the same way.")
+    over_limit = (psycopg2.errors.ProgramLimitExceeded, psycopg2.errors.StatementTooComplex,
+                  psycopg2.errors.TooManyColumns, psycopg2.errors.TooManyArguments)  # SQLSTATE class 54
+    if isinstance(exc, over_limit) or str(getattr(exc, "pgcode", None) or "").startswith("54"):
+        return (f"a statement exceeded a PostgreSQL limit ({first}). The transaction was rolled back; a retry hits "
+                "the same limit. In a load, a landed line is the likely cause (nested or wide beyond what the "
+                "server parses): find it, ask for a corrected delivery, then clear the task.")
+    if isinstance(exc, psycopg2.errors.QueryCanceled) and "statement timeout" not in str(exc):
+        return (f"the statement was cancelled ({first}): someone ran pg_cancel_backend on it, or the server was "
+                "asked to stop it. The transaction was rolled back; clear the task when it should run again.")
+    return None
+
+
 @contextlib.contextmanager
 def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
-    """One transaction on a fresh connection: commit on success, roll back on error."""
+    """One transaction on a fresh connection: commit on success, roll back on error. A server error no retry can
+    fix (:func:`no_retry_fixes`) is raised as :class:`WarehouseError` with what to do, its cause attached."""
     conn = connect(url)
     try:
         with conn:  # commits or rolls back
             with conn.cursor() as cur:
                 yield cur
+    except psycopg2.Error as exc:
+        advice = no_retry_fixes(exc)
+        if advice is None:
+            raise
+        raise WarehouseError(advice) from exc
     finally:
         conn.close()
 

@@ -36,6 +36,13 @@ class Source:
     aliases: dict[str, str] = field(default_factory=dict)
     former_names: tuple[str, ...] = ()
     channel: str | None = None  # the interaction channel its rows become (event sources only)
+    #: NDJSON: the top-level keys the staging SQL reads (others are noted in ops.load_audit) and the optional ones
+    #: among them (a line without one loads with NULL: a renamed optional key is noted, never silent)
+    keys: frozenset[str] = frozenset()
+    optional_keys: tuple[str, ...] = ()
+    #: the event loads judge their lines against this source's rows of the day (catalog, store list, rates): they
+    #: wait for it, and its failure message says so
+    judges_events: bool = False
 
     @property
     def required_columns(self) -> tuple[str, ...]:

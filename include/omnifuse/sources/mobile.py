@@ -19,6 +19,8 @@ SOURCES = (
         target="staging.mobile_events",
         stage_sql="ingest/stg_mobile_events.sql",
         key=("event_id",),
+        keys=frozenset({"id", "event", "timestamp_ms", "device_id", "user_id", "properties", "app", "ga4"}),
+        optional_keys=("user_id",),  # logged-in events only
         staged_columns=("event_id", "event_type", "source_event_type", "event_ts", "device_id", "customer_id", "sku",
                         "price", "quantity", "currency", "app_version", "os", "is_late", "_arrival_date",
                         "_source_file", "_line_no"),

@@ -1,4 +1,5 @@
--- core_stores: the store list delivered with the catalog into core.stores (grain: one store; latest wins).
+-- core_stores: the store list delivered with the catalog into core.store_snapshots (grain: one store per
+-- snapshot date) and core.stores (grain: one store; the latest list wins).
 -- Parameters: business_date (the arrival date this load owns). Returns rows_staged, duplicates_dropped,
 -- quarantine_by_reason.
 with
@@ -38,11 +39,13 @@ classified as (
 -- (its repeated, first_copies, valid and quarantined CTEs stand here; this file's `staged` CTEs below are
 -- spliced in before its final)
 
--- the day's store list as delivered (what the accounting counts)
+-- the day's store list as delivered (what the accounting counts): the store as of this date
 staged as (
-    select store_id, coalesce(city, '') as city, timezone, currency, _arrival_date as snapshot_date
+    insert into core.store_snapshots (snapshot_date, store_id, city, timezone, currency)
+    select _arrival_date, store_id, coalesce(city, ''), timezone, currency
     from valid
     where is_first
+    returning *
 ),
 
 -- the latest list wins: a backfilled older date does not overwrite a newer one

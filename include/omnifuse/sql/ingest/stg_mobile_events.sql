@@ -66,8 +66,11 @@ classified as materialized (
     left join core.known_rates(%(business_date)s) as rates on rates.currency = e.currency
     cross join lateral (
         select
-            case when ops.is_valid_input(e.ts_text, 'bigint') then to_timestamp(e.ts_text::bigint / 1000.0) end
-                as event_ts,
+            -- years 1 to 9999 only: to_timestamp fails the whole statement on a bigint beyond its range
+            case when ops.is_valid_input(e.ts_text, 'bigint') then
+                case when e.ts_text::bigint between -62135596800000 and 253402300799999
+                    then to_timestamp(e.ts_text::bigint / 1000.0) end
+            end as event_ts,
             case when ops.is_valid_input(e.price_text, 'numeric') then e.price_text::numeric end as price,
             case when ops.is_valid_input(coalesce(e.quantity_given, '1'), 'integer')
                 then coalesce(e.quantity_given, '1')::integer end as quantity

@@ -1,6 +1,6 @@
 -- stg_store_sales: type one arrival date of raw.store_sales (POS CSV, columns in raw.fields).
 -- Grain of the output: one row per (receipt_id, line_no). Store-local time is converted with the store's
--- time zone (core.stores); local_time_note flags DST-ambiguous or non-existent local times (migration 0013);
+-- time zone as of the arrival date (core.store_snapshots); local_time_note flags DST-ambiguous or non-existent local times (migration 0013);
 -- prices stay in the till currency and are checked against the catalog in EUR
 -- using the latest FX rate on or before the business date (core.fx_rates; EUR is always known).
 -- A negative quantity is a return or cancellation (kept; core.interactions makes it a `return`); a zero price
@@ -14,6 +14,15 @@ raw_lines as (
     select _arrival_date, _source_file, _line_no, line, fields, _parse_error
     from raw.store_sales
     where _arrival_date = %(business_date)s
+),
+
+-- each store as of this arrival date: the latest list delivered on or before it (the earliest list for a date
+-- before any), so a re-run of an older date reads its tills in that date's time zone and currency
+stores_as_of as (
+    select distinct on (store_id) store_id, timezone, currency
+    from core.store_snapshots
+    order by store_id, snapshot_date <= %(business_date)s desc,
+        case when snapshot_date <= %(business_date)s then snapshot_date end desc, snapshot_date
 ),
 
 -- one narrow row per line: typed columns, the first rule broken, and the line itself only when quarantined
@@ -48,7 +57,7 @@ classified as materialized (
                 as line_kind
         offset 0
     ) as e
-    left join core.stores as stores on stores.store_id = e.store_id
+    left join stores_as_of as stores on stores.store_id = e.store_id
     left join core.known_rates(%(business_date)s) as rates on rates.currency = e.currency
     left join core.product_snapshots as products
         on products.snapshot_date = %(business_date)s and products.product_id = e.sku
