@@ -179,9 +179,3 @@ def read_dir(folder: Path, expected: str | None = None) -> StoredDir:
                                 "corrupt or was changed; re-run the retrain or roll back (omnifuse model rollback).")
         files[name] = data
     return StoredDir(folder, files, digest)
-
-
-def verify_dir(folder: Path, expected: str | None = None) -> dict[str, str]:
-    """Check every file of ``MANIFEST.json`` (:func:`read_dir`); returns the manifest (file -> sha256)."""
-    stored = read_dir(folder, expected)
-    return {name: sha256(data) for name, data in stored.files.items()}
