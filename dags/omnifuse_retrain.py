@@ -18,13 +18,19 @@ it (both sized to reach `OMNIFUSE_EVAL_CUSTOMERS` customers with purchases), the
 window up to the business date** before they are served. Fusion is served only if it beats the best single
 model beyond the noise. A challenger replaces the champion only if it beats it and popularity by
 `OMNIFUSE_GATE_MARGIN` beyond the noise (bootstrap over customers); otherwise the run **succeeds**, keeps the
-champion and `ml.model_registry.reason` says why. Re-running a date writes a new version (`…_v2`); a run of an
-older date never replaces a newer champion unless triggered with `{"business_date": "…", "force": true}`.
+champion and `ml.model_registry.reason` says why. **Every shop gets a champion**: when there is none yet and the
+run is not promoted, its best single model with the business rules (popularity when nothing beats it) is
+registered as the baseline champion (`<run_id>_baseline`), with a reason saying so. Re-running a date writes a
+new version (`…_v2`); a run of an older date never replaces a newer champion unless triggered with
+`{"business_date": "…", "force": true}`.
 `omnifuse model rollback` restores the previous champion.
 
 **When a task fails**: `BlockedDateError` means the date did not pass its quality gates — fix and re-run
-`omnifuse_ingest` for it first. `ArtifactError` names a missing or corrupt model-store file. A training task
-that fails can be cleared on its own; it rewrites only its run's artifacts and metrics.
+`omnifuse_ingest` for it first. `ArtifactError` names a missing, corrupt or rewritten model-store file (each
+version's manifests are checksummed in `ml.model_registry.artifact_checksums`). A training task that fails can
+be cleared on its own; it rewrites only its run's artifacts and metrics — until the run is gated: a task of a
+registered run refuses to write (`RegisteredRunError`); clear the whole run from `prepare_training` to train a
+new version, and the champion changes only through the gate.
 """
 
 from __future__ import annotations
@@ -50,9 +56,9 @@ MODELS = ("popularity", "popularity_channel", "item_knn", "pure_svd", "ease", "a
 
 
 def _train(name: str) -> Callable[..., Any]:
-    @task(task_id=f"train_{name}", doc_md=f"Tunes `{name}` on the validation slice within its share of "
-          "`OMNIFUSE_TUNING_BUDGET_S`, fits it before the holdout (evaluated) and up to the business date (served); "
-          "writes its holdout metrics with bootstrap intervals and its tuning trials.")
+    @task(task_id=f"train_{name}", doc_md=f"Tunes `{name}` on the validation slice (its first "
+          "`OMNIFUSE_TUNING_TRIALS` settings: a count, never seconds), fits it before the holdout (evaluated) and up "
+          "to the business date (served); writes its holdout metrics with bootstrap intervals and its tuning trials.")
     def train(run: PreparedRun) -> TrainedModel:
         from omnifuse.training_run import train_model
 
@@ -86,7 +92,8 @@ def omnifuse_retrain() -> None:
         return fuse(run["run_id"])
 
     @task(doc_md="Registers the fused model and promotes it only if it beats the champion and popularity by the "
-          "configured margin; otherwise keeps the champion and records why. Succeeds either way.")
+          "configured margin; otherwise keeps the champion and records why (with no champion yet, registers the "
+          "best single model with the rules as the baseline champion). Succeeds either way.")
     def gate_champion(run: PreparedRun, fused: FusionSummary) -> GateDecision:
         from omnifuse.training_run import gate_champion as gate
 

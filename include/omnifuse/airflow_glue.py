@@ -192,6 +192,8 @@ PERMANENT_ERRORS: frozenset[str] = frozenset({
     "omnifuse.fusion.LeakageError",
     "omnifuse.recommendations.ModelArtifactError",  # a missing or corrupt model artifact
     "omnifuse.artifacts.ArtifactError",
+    "omnifuse.registry.NoChampionError",  # no retrain has registered a champion yet: run omnifuse_retrain
+    "omnifuse.training_run.RegisteredRunError",  # a gated run's artifacts are never rewritten: start a new run
     "omnifuse.warehouse.WarehouseError",  # configuration a data engineer has to fix
     "airflow.sdk.exceptions.AirflowFailException",
 })

@@ -29,10 +29,11 @@ class RerankConfig:
 class TrainingSettings:
     """Retraining settings beyond :class:`Settings` (build with :func:`load_training_settings`).
 
-    - ``OMNIFUSE_TUNING_BUDGET_S``: seconds of hyper-parameter search per retrain, shared by the base models
-      (default 300: on a 90-day real retailer's history every model's grid fits in its share on two cores, so
-      the choice depends on the data and the seed, not on the clock; 0 keeps every model's defaults; what a
-      budget leaves untried is recorded as ``skipped_budget`` in ``ml.tuning_trials``).
+    - ``OMNIFUSE_TUNING_TRIALS``: hyper-parameter settings tried per base model, its defaults first (default 6:
+      every setting of every grid; 1 keeps every model's defaults). A count, never seconds: the same data and
+      seed give the same choice whatever the machine's load; settings beyond it are recorded as
+      ``skipped_budget`` in ``ml.tuning_trials``. Wall time is capped by ``OMNIFUSE_TASK_TIMEOUT_S``, which
+      fails the task rather than changing its result.
     - ``OMNIFUSE_EVAL_CUSTOMERS``: labelled customers (with a purchase) the holdout and the validation slice
       each grow to reach, day by day from ``OMNIFUSE_HOLDOUT_DAYS`` / ``OMNIFUSE_VALID_DAYS`` (default 500).
     - ``OMNIFUSE_HOLDOUT_MAX_DAYS`` / ``OMNIFUSE_VALID_MAX_DAYS``: their upper bounds (default 14 each).
@@ -45,7 +46,7 @@ class TrainingSettings:
       each scorer is a dense square matrix of that size, so this bounds its memory and time on large catalogs).
     """
 
-    tuning_budget_s: float
+    tuning_trials: int
     eval_customers: int
     holdout_max_days: int
     valid_max_days: int
@@ -57,7 +58,7 @@ class TrainingSettings:
 def load_training_settings() -> TrainingSettings:
     """Read :class:`TrainingSettings` from the environment."""
     return TrainingSettings(
-        tuning_budget_s=float(os.environ.get("OMNIFUSE_TUNING_BUDGET_S", "300")),
+        tuning_trials=_positive_int("OMNIFUSE_TUNING_TRIALS", 6),
         eval_customers=int(os.environ.get("OMNIFUSE_EVAL_CUSTOMERS", "500")),
         holdout_max_days=int(os.environ.get("OMNIFUSE_HOLDOUT_MAX_DAYS", "14")),
         valid_max_days=int(os.environ.get("OMNIFUSE_VALID_MAX_DAYS", "14")),

@@ -26,6 +26,7 @@ carry in proportion to a customer's store share.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -365,6 +366,8 @@ class FusedModel:
         self.use = list(use) if use else list(models)
         self.rerank = rerank if rerank is not None or variant != "rerank" else RerankConfig()  # its sizes
         self._scorers: tuple[Dataset, Scorers] | None = None
+        #: the sha256 of the MANIFEST.json it was loaded from (:meth:`load`), None for a model built in memory
+        self.manifest_sha256: str | None = None
         if variant == "single" and len(self.use) != 1:
             raise ValueError(f"variant 'single' ranks with one model, got {self.use}")
 
@@ -428,27 +431,31 @@ class FusedModel:
                 "rerank": asdict(self.rerank) if self.rerank is not None else None}, indent=1))
 
     @classmethod
-    def load(cls, folder: Path) -> FusedModel:
-        """Read a folder written by :meth:`save`; ``ArtifactError`` names a missing or corrupt file."""
-        from omnifuse.artifacts import ArtifactError, verify_dir
+    def load(cls, folder: Path, manifest_sha256: str | None = None) -> FusedModel:
+        """Read a folder written by :meth:`save`: one read of every file its manifest lists (checked, then decoded
+        from those same bytes), nothing it does not list; ``manifest_sha256``: the manifest's own checksum as
+        the registry holds it. ``ArtifactError`` names a missing, corrupt or rewritten file."""
+        from omnifuse.artifacts import ArtifactError, read_dir
 
         if (folder / "learner.pkl").exists():
             raise ArtifactError(f"{folder} holds a pickled learner written by an older omnifuse; pickles are no "
                                 "longer loaded from the model store: re-run omnifuse_retrain for its date.")
-        verify_dir(folder)
+        stored = read_dir(folder, manifest_sha256)
         try:
-            meta = json.loads((folder / "fusion.json").read_text())
+            meta = json.loads(stored.get("fusion.json"))
             learner = None
             if meta.get("learner"):
-                with np.load(folder / "learner.npz", allow_pickle=False) as f:
+                with np.load(io.BytesIO(stored.get("learner.npz")), allow_pickle=False) as f:
                     learner = LinearScorer(f["coef"], float(f["intercept"][0]), f["mean"], f["scale"])
-                if (folder / "learner_trees.json").exists():
+                if "learner_trees.json" in stored.files:
                     from omnifuse.reranker import RerankLearner
 
-                    learner = RerankLearner(learner, json.loads((folder / "learner_trees.json").read_text()))
+                    learner = RerankLearner(learner, json.loads(stored.files["learner_trees.json"]))
         except (OSError, ValueError, KeyError) as exc:
             raise ArtifactError(f"fused model {folder} cannot be read ({exc}); re-run omnifuse_retrain.") from exc
-        models = {name: model_class(name).load(folder / "models" / name) for name in meta["models"]}
+        models = {name: model_class(name).from_stored(stored.sub(f"models/{name}")) for name in meta["models"]}
         rerank = RerankConfig(**meta["rerank"]) if meta.get("rerank") else None
-        return cls(models, meta["variant"], learner, Rules(**meta["rules"]), meta["n_candidates"], meta.get("use"),
-                   rerank)
+        fused = cls(models, meta["variant"], learner, Rules(**meta["rules"]), meta["n_candidates"], meta.get("use"),
+                    rerank)
+        fused.manifest_sha256 = stored.digest
+        return fused

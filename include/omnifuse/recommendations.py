@@ -38,12 +38,16 @@ class ModelArtifactError(RuntimeError):
 
 
 def champion_version(url: str | None = None) -> str:
-    """The current champion's model_version (the one lookup a publish run makes)."""
+    """The current champion's model_version (the one lookup a publish run makes). Raises
+    :class:`omnifuse.registry.NoChampionError` — which no retry fixes, so the task fails at once — when no
+    retrain has registered one yet (every finished retrain does: its model, or the baseline)."""
+    from omnifuse.registry import NO_CHAMPION, NoChampionError
+
     with warehouse.transaction(url) as cur:
         cur.execute("select model_version from ml.model_registry where status = 'champion'")
         row = cur.fetchone()
     if row is None:
-        raise LookupError("ml.model_registry has no champion yet: run omnifuse_retrain first.")
+        raise NoChampionError(NO_CHAMPION)
     return row[0]
 
 
@@ -74,20 +78,29 @@ def load_dataset(model_version: str, url: str | None = None) -> Dataset:
 
 
 def load_model(model_version: str, url: str | None = None) -> tuple[FusedModel, Dataset]:
-    """The fused model and dataset of ``model_version``; :class:`ModelArtifactError` when they cannot be read."""
+    """The fused model and dataset of ``model_version``, its manifest checked against the checksum the registry
+    holds for it (:func:`omnifuse.registry.load_fused`); :class:`ModelArtifactError` when they cannot be read."""
+    from omnifuse.registry import load_fused, version_info
+
     data = load_dataset(model_version, url)
-    folder = artifact_folder(model_version, url) / "fused"
+    version = version_info(model_version, url)
+    if version is None:
+        raise ModelArtifactError(f"model version {model_version!r} is not in ml.model_registry; nothing was "
+                                 "published. Re-run omnifuse_publish (it resolves the current champion).")
     try:
-        fused = FusedModel.load(folder)
+        fused = load_fused(version)
     except Exception as exc:  # noqa: BLE001
-        raise _unreadable(model_version, folder, exc) from exc
+        raise _unreadable(model_version, version.artifact_path / "fused", exc) from exc
     return fused, data
 
 
 def customer_count(model_version: str, url: str | None = None) -> int:
+    """Customers in ``model_version``'s dataset (read from the checked bytes of its ``dataset.npz``)."""
+    from omnifuse.artifacts import read_file
+
     folder = artifact_folder(model_version, url)
     try:
-        with np.load(folder / "dataset.npz", allow_pickle=False) as f:
+        with np.load(io.BytesIO(read_file(folder / "dataset.npz")), allow_pickle=False) as f:
             return len(f["customers"])
     except Exception as exc:  # noqa: BLE001
         raise _unreadable(model_version, folder / "dataset.npz", exc) from exc

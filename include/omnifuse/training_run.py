@@ -35,7 +35,7 @@ from typing import TypedDict
 import numpy as np
 
 from omnifuse import registry, reranker, warehouse
-from omnifuse.artifacts import read_file, write_file
+from omnifuse.artifacts import manifest_digest, read_file, write_file
 from omnifuse.config import RerankConfig, Settings, TrainingSettings, load_settings, load_training_settings
 from omnifuse.dataset import Dataset, load_dataset
 from omnifuse.evaluate import KS, Split, evaluate, make_split, per_customer, size_window
@@ -62,6 +62,27 @@ EPOCH = date(1970, 1, 1)
 
 class BlockedDateError(RuntimeError):
     """The business date did not pass its quality gates: nothing may train on it."""
+
+
+class RegisteredRunError(RuntimeError):
+    """A training step was re-run for a run already registered in ``ml.model_registry``: a registered version's
+    artifacts are never rewritten (the champion changes only through the gate)."""
+
+
+def _refuse_registered(plan: Plan, step: str, url: str | None) -> None:
+    """Raise :class:`RegisteredRunError` when ``plan``'s run (or its baseline) is in ``ml.model_registry``."""
+    with warehouse.transaction(url) as cur:
+        cur.execute("select model_version, status from ml.model_registry where run_id = %s order by 1",
+                    (plan.run_id,))
+        rows = cur.fetchall()
+    if rows:
+        versions = ", ".join(f"{v} ({s})" for v, s in rows)
+        raise RegisteredRunError(
+            f"{step} of {plan.run_id}: the run is already gated and registered in ml.model_registry ({versions}); "
+            f"its artifacts under {plan.artifact_dir} are never rewritten, and the champion changes only through "
+            "the gate. To train again, clear the whole run from prepare_training (it records a new version, "
+            f"{plan.run_id}_v2 or later) or trigger omnifuse_retrain with "
+            f'{{"business_date": "{plan.business_date}"}}.')
 
 
 @dataclass(frozen=True)
@@ -200,22 +221,25 @@ class TrainedModel(TypedDict):
     model: str
     fit_seconds: float
     params: dict[str, object]
-    trials: int  # tuning trials run (not skipped by the budget)
+    trials: int  # tuning trials run (not beyond OMNIFUSE_TUNING_TRIALS)
     ndcg: dict[str, float]  # "@10", "@20": holdout NDCG at that cut-off
 
 
-def train_model(run_id: str, name: str, *, url: str | None = None, budget_s: float | None = None,
+def train_model(run_id: str, name: str, *, url: str | None = None, trials: int | None = None,
                 settings: Settings | None = None, training: TrainingSettings | None = None) -> TrainedModel:
-    """Tune one base model on the validation slice, fit it before T (evaluated on the holdout) and on the whole
-    window up to D (served); save the three fits; store metrics (new items and repeat purchases) and trials."""
+    """Tune one base model on the validation slice (its first ``trials`` settings, default
+    ``OMNIFUSE_TUNING_TRIALS``), fit it before T (evaluated on the holdout) and on the whole window up to D
+    (served); save the three fits; store metrics (new items and repeat purchases) and trials. Refuses a run
+    already registered (:class:`RegisteredRunError`): its artifacts are never rewritten."""
     settings = settings or load_settings()
     plan = Plan.load(run_id, url)
+    _refuse_registered(plan, f"train_{name}", url)
     seed = settings.seed
-    if budget_s is None:
-        budget_s = (training or load_training_settings()).tuning_budget_s / len(BASE_MODELS)
+    if trials is None:
+        trials = (training or load_training_settings()).tuning_trials
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
     valid, holdout = plan.splits(data, settings)
-    tuned, trials = tune(name, valid, seed, budget_s)
+    tuned, tried = tune(name, valid, seed, trials)
     tuned.save(plan.artifact_dir / "valid" / name)
     params = dict(tuned.params)
     cls = model_class(name)
@@ -231,9 +255,9 @@ def train_model(run_id: str, name: str, *, url: str | None = None, budget_s: flo
     r_recs, _ = model.recommend(repeat.train, repeat.users, TOP_K, exclude=repeat.exclude)
     _write_metrics(url, run_id, name, evaluate(r_recs, repeat, data.n_items, seed), plan.split_date,
                    "holdout_repeat", None)
-    record_trials(run_id, name, trials, url)
+    record_trials(run_id, name, tried, url)
     summary = TrainedModel(model=name, fit_seconds=round(fit_s, 2), params=params,
-                           trials=sum(t.status == "run" for t in trials),
+                           trials=sum(t.status == "run" for t in tried),
                            ndcg={f"@{k}": round(v, 4) for m, k, v, *_ in metrics if m == "ndcg"})
     log.info("trained %s: %s", name, summary)
     return summary
@@ -307,6 +331,7 @@ def fuse_models(run_id: str, *, url: str | None = None, models: tuple[str, ...] 
     repeats = settings.recommend_repeats
     rules = Rules.from_settings(settings)
     plan = Plan.load(run_id, url)
+    _refuse_registered(plan, "fuse_models", url)
     names = tuple(models or BASE_MODELS)
     data = Dataset.load(plan.artifact_dir / "dataset.npz")
     valid, holdout = plan.splits(data, settings)
@@ -441,17 +466,67 @@ def gate_champion(run_id: str, *, url: str | None = None, margin: float | None =
                     (run_id,))
         for model_name, metric, k, value in cur.fetchall():
             metrics.setdefault(model_name, {})[f"{metric}@{k}"] = value
+    # anchor what was judged in the registry: the manifest of evaluated/ as loaded above, and of fused/
+    checksums = {"evaluated": served.manifest_sha256 or manifest_digest(plan.artifact_dir / "evaluated"),
+                 "fused": manifest_digest(plan.artifact_dir / "fused")}
+    baseline = None
+    if champ is None and not decision.promote:
+        baseline = _write_baseline(plan, selection, metrics, served, checksums["fused"], float(popularity.mean()),
+                                   decision.reason)
+        decision.reason += (f"; no champion yet: {registry.baseline_version(run_id)} ({baseline['served_model']} "
+                            "with the business rules) is served as the baseline champion")
     with warehouse.transaction(url) as cur:
         champion = registry.record(
             cur, run_id=run_id, business_date=plan.business_date, variant=selection["variant"],
             base_models=selection["use"], served_model=selection["served_model"], train_start=plan.train_start,
             split_date=plan.split_date, artifact_dir=plan.artifact_dir, metrics=metrics, decision=decision,
-            expected_champion=champ.model_version if champ else None, forced=forced and older is not None)
+            expected_champion=champ.model_version if champ else None, forced=forced and older is not None,
+            checksums=checksums)
+        if baseline is not None:
+            champion = registry.record_baseline(
+                cur, run_id=run_id, business_date=plan.business_date, served_model=baseline["served_model"],
+                base_models=[baseline["served_model"]], train_start=plan.train_start, split_date=plan.split_date,
+                folder=baseline["folder"], metrics=baseline["metrics"], reason=baseline["reason"])
         cur.execute("update ml.training_runs set status = 'done', finished_at = now() where run_id = %s", (run_id,))
     summary = GateDecision(run_id=run_id, business_date=plan.business_date.isoformat(), promoted=decision.promote,
                            champion=champion, reason=decision.reason)
     log.info("gate %s: %s", run_id, summary)
     return summary
+
+
+class Baseline(TypedDict):
+    """A run's baseline champion, written by :func:`_write_baseline` and registered by the gate."""
+
+    served_model: str  # the single model served with the business rules
+    folder: Path  # <run>/baseline: dataset.npz, evaluated/, fused/
+    metrics: dict  # the run's holdout metrics, "served" being the baseline's
+    reason: str
+
+
+def _write_baseline(plan: Plan, selection: Selection, metrics: dict, evaluated: FusedModel, fused_sha256: str,
+                    popularity: float, why: str) -> Baseline:
+    """The baseline a shop without a champion is served: of the run's single models with the business rules, the
+    one with the best holdout NDCG@10 (popularity on a tie: the model everything must beat), evaluated and
+    served fits, in ``<run>/baseline/`` (a folder of its own: the run's artifacts are never rewritten)."""
+    def ndcg(name: str) -> float:
+        return float((metrics.get(f"{name}_with_rules") or {}).get("ndcg@10") or 0.0)
+
+    names = list(selection["models"])
+    best = max(names, key=lambda n: (ndcg(n), n == "popularity")) if names else "popularity"
+    if best not in evaluated.models:
+        raise RuntimeError(f"{plan.run_id}: no single model to serve as the baseline (models: {names}); retrain "
+                           "with the popularity model included.")
+    folder = plan.artifact_dir / "baseline"
+    write_file(folder / "dataset.npz", read_file(plan.artifact_dir / "dataset.npz"))
+    served_fit = FusedModel.load(plan.artifact_dir / "fused", manifest_sha256=fused_sha256)
+    for which, source in (("evaluated", evaluated), ("fused", served_fit)):
+        FusedModel(source.models, "single", rules=source.rules, n_candidates=source.n_candidates, use=[best],
+                   rerank=source.rerank).save(folder / which)
+    served = metrics.get(f"{best}_with_rules", {})
+    reason = (f"baseline: there was no champion and {plan.run_id} was not promoted ({why.removeprefix('rejected: ')})"
+              f"; {best} with the business rules is served (holdout NDCG@10 {ndcg(best):.4f}, the best single model; "
+              f"popularity {popularity:.4f}) until a challenger beats it and popularity beyond the noise")
+    return Baseline(served_model=best, folder=folder, metrics={**metrics, "served": served}, reason=reason)
 
 
 class RetrainSummary(TypedDict):

@@ -1,14 +1,15 @@
-"""Hyper-parameter search for each base model on the validation slice, within a time budget.
+"""Hyper-parameter search for each base model on the validation slice, bounded by a number of trials.
 
 Each model has a short list of candidate settings (its defaults first) over the few parameters that matter:
 EASE's λ; item-kNN's neighbourhood and shrinkage; PureSVD's factors; popularity's half-life; the two-tower's
-width, steps and in-batch negatives (batch size); association rules' minimum support. Trials run in that
-fixed order, each fitted before the validation slice and scored by NDCG@10 on it; a trial starts only while
-the time spent plus the slowest trial so far fits in the budget (the defaults always run: fusion needs that
-fit anyway). The best mean wins (ties: the earlier trial). Fits are seeded, so the same data, seed and number
-of completed trials give the same choice; a budget that lets every trial run makes the choice independent of
-machine speed. A setting the budget leaves untried is kept as a ``skipped_budget`` trial (``ml.tuning_trials``,
-counted in ``mart.model_performance.trials_skipped``), so a run whose choice depended on the clock says so.
+width, steps and in-batch negatives (batch size); association rules' minimum support. The first ``trials``
+settings run in that fixed order (``OMNIFUSE_TUNING_TRIALS``; the defaults always run: fusion needs that fit
+anyway), each fitted before the validation slice and scored by NDCG@10 on it. The best mean wins (ties: the
+earlier trial). The bound is a count, never seconds: fits are seeded, so the same data and seed give the same
+choice on a busy machine or an idle one, in any process. A setting beyond the count is kept as a
+``skipped_budget`` trial (``ml.tuning_trials``, counted in ``mart.model_performance.trials_skipped``). Each
+trial's seconds are recorded; the task's ``execution_timeout`` caps the wall time by failing, never by
+changing the choice.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ GRIDS: dict[str, list[dict]] = {
 
 @dataclass
 class Trial:
-    """One setting of a model's grid: run (fitted and scored on the validation slice) or skipped by the budget."""
+    """One setting of a model's grid: run (fitted and scored on the validation slice) or beyond the trial count."""
 
     trial: int
     params: dict
@@ -49,33 +50,29 @@ class Trial:
         return "skipped_budget" if self.valid_ndcg is None else "run"
 
 
-def tune(name: str, valid: Split, seed: int, budget_s: float, k: int = 10) -> tuple[Recommender, list[Trial]]:
-    """Search ``name``'s grid on ``valid``; returns the chosen model (fitted on ``valid.train``) and the trials."""
+def tune(name: str, valid: Split, seed: int, trials: int, k: int = 10) -> tuple[Recommender, list[Trial]]:
+    """Search the first ``trials`` settings of ``name``'s grid on ``valid`` (at least its defaults); returns the
+    chosen model (fitted on ``valid.train``) and every setting of the grid as a trial, run or skipped."""
     cls = model_class(name)
-    started = time.perf_counter()
-    trials: list[Trial] = []
+    done: list[Trial] = []
     best: tuple[float, Recommender] | None = None
-    slowest = 0.0
     for i, params in enumerate(GRIDS.get(name, [{}])):
-        spent = time.perf_counter() - started
-        if i > 0 and (spent + slowest > budget_s or trials[-1].valid_ndcg is None):
-            trials.append(Trial(i, dict(cls(**params).params), None, None))
+        if i >= max(1, trials):
+            done.append(Trial(i, dict(cls(**params).params), None, None))
             continue
         t0 = time.perf_counter()
         model = cls(seed=seed, **params).fit(valid.train)
         recs, _ = model.recommend(valid.train, valid.users, k, exclude=valid.exclude)
         ndcg = per_customer(recs, valid.relevant, k)["ndcg"]
         score = float(ndcg.mean()) if len(ndcg) else 0.0
-        took = time.perf_counter() - t0
-        slowest = max(slowest, took)
-        trials.append(Trial(i, dict(model.params), score, took))
+        done.append(Trial(i, dict(model.params), score, time.perf_counter() - t0))
         if best is None or score > best[0]:
             best = (score, model)
     assert best is not None
     chosen = best[1]
-    for t in trials:
+    for t in done:
         t.chosen = t.params == chosen.params and t.valid_ndcg == best[0]
-    return chosen, trials
+    return chosen, done
 
 
 def record_trials(run_id: str, model_name: str, trials: list[Trial], url: str | None = None) -> None:

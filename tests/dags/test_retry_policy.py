@@ -19,12 +19,17 @@ def _permanent():
     from omnifuse.ingest import LandingError
     from omnifuse.mart import PublishCheckError
     from omnifuse.quality import QualityGateError
-    from omnifuse.training_run import BlockedDateError
+    from omnifuse.registry import NO_CHAMPION, NoChampionError
+    from omnifuse.training_run import BlockedDateError, RegisteredRunError
     from omnifuse.warehouse import WarehouseError
 
     return [BlockedDateError("2026-11-03 did not pass its gates"), LandingError("web/part-0001.ndjson.gz truncated"),
             QualityGateError("staging gate failed"), PublishCheckError("duplicates"),
-            WarehouseError("OMNIFUSE_BI_PASSWORD is not set"), AirflowFailException("no")]
+            WarehouseError("OMNIFUSE_BI_PASSWORD is not set"), AirflowFailException("no"),
+            # a publish before any retrain registered a champion: waiting will not make one (issue 23, finding 9)
+            NoChampionError(NO_CHAMPION),
+            # a cleared task of a gated run: its artifacts are never rewritten (issue 23, finding 10)
+            RegisteredRunError("train_ease of retrain_20261104: the run is already gated")]
 
 
 @pytest.mark.parametrize("exc", _permanent(), ids=lambda e: type(e).__name__)
@@ -64,3 +69,13 @@ def test_the_policy_names_only_classes_that_exist():
     optional = {"omnifuse.artifacts.ArtifactError", "omnifuse.recommendations.ModelArtifactError"}
     for name in (PERMANENT_ERRORS | TRANSIENT_ERRORS) - optional:
         assert isinstance(import_string(name), type), name
+
+
+def test_no_champion_fails_at_once_and_says_what_to_run():
+    """The publish DAG's first task, on a registry with no champion, used to raise a bare LookupError that the
+    policy left to the standard retries: ten minutes of waiting for a state no retry changes."""
+    from omnifuse.registry import NO_CHAMPION, NoChampionError
+
+    decision = OmnifuseRetryPolicy().evaluate(NoChampionError(NO_CHAMPION), try_number=1, max_tries=3)
+    assert decision.action is RetryAction.FAIL and "NoChampionError" in decision.reason
+    assert "omnifuse_retrain" in NO_CHAMPION and "business_date" in NO_CHAMPION

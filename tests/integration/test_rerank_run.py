@@ -41,7 +41,7 @@ def _trained_run(url: str, folder) -> tuple[Dataset, Plan]:
     data = purchase_world()
     plan = _record_run(url, folder, data)
     for name in MODELS:
-        train_model(plan.run_id, name, url=url, budget_s=5)
+        train_model(plan.run_id, name, url=url)
     return data, plan
 
 

@@ -34,9 +34,9 @@ def retrain_world(tmp_path_factory):
 def loaded(retrain_world, warehouse_url, tmp_path_factory):
     import os
 
-    saved = {k: os.environ.get(k) for k in ("OMNIFUSE_MODEL_STORE", "OMNIFUSE_TUNING_BUDGET_S")}
+    saved = {k: os.environ.get(k) for k in ("OMNIFUSE_MODEL_STORE", "OMNIFUSE_TUNING_TRIALS")}
     os.environ["OMNIFUSE_MODEL_STORE"] = str(tmp_path_factory.mktemp("models"))
-    os.environ["OMNIFUSE_TUNING_BUDGET_S"] = "0"
+    os.environ["OMNIFUSE_TUNING_TRIALS"] = "1"
     with warehouse.transaction(warehouse_url) as cur:
         cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
     warehouse.migrate(warehouse_url)

@@ -1,7 +1,8 @@
-"""Returns, determinism, tuning within budget, noise-aware choices, the gate's rule and the model store."""
+"""Returns, determinism, tuning by trial count, noise-aware choices, the gate's rule and the model store."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -124,28 +125,43 @@ def _valid_split():
     return make_split(data, last, last)
 
 
-def test_tuning_stays_within_its_budget_and_is_deterministic():
+def test_tuning_runs_its_trial_count_and_is_deterministic():
     split = _valid_split()
-    only_defaults, trials = tune("ease", split, seed=3, budget_s=0.0)
+    only_defaults, trials = tune("ease", split, seed=3, trials=1)
     assert trials[0].chosen and trials[0].status == "run" and only_defaults.params == model_class("ease")().params
-    # what the budget left untried is kept, marked skipped, so the run says its choice depended on the clock
+    # what the trial count leaves untried is kept, marked skipped, so the run says what it did not try
     assert [t.status for t in trials[1:]] == ["skipped_budget"] * (len(GRIDS["ease"]) - 1)
     assert [t.params for t in trials[1:]] == [model_class("ease")(**p).params for p in GRIDS["ease"][1:]]
     assert not any(t.chosen for t in trials[1:]) and all(t.valid_ndcg is None for t in trials[1:])
-    first_model, first = tune("ease", split, seed=3, budget_s=60.0)
-    again_model, again = tune("ease", split, seed=3, budget_s=60.0)
+    first_model, first = tune("ease", split, seed=3, trials=len(GRIDS["ease"]))
+    again_model, again = tune("ease", split, seed=3, trials=len(GRIDS["ease"]))
     assert len(first) == len(GRIDS["ease"]) and all(t.status == "run" for t in first)
     assert [(t.params, t.valid_ndcg, t.chosen) for t in first] == [(t.params, t.valid_ndcg, t.chosen) for t in again]
     assert first_model.params == again_model.params
     best = max(first, key=lambda t: t.valid_ndcg)
     assert best.chosen and first_model.params == best.params
-    # no trial starts once the time spent plus the slowest trial would exceed the budget
-    budget = first[0].fit_seconds * 2.5
-    _, some = tune("ease", split, seed=3, budget_s=budget)
-    ran = [t for t in some if t.status == "run"]
-    assert len(some) == len(first) and len(ran) >= 1
-    assert [t.status for t in some] == ["run"] * len(ran) + ["skipped_budget"] * (len(some) - len(ran))
-    assert sum(t.fit_seconds or 0.0 for t in ran[:-1]) <= budget
+    _, some = tune("ease", split, seed=3, trials=3)
+    assert [t.status for t in some] == ["run"] * 3 + ["skipped_budget"] * (len(some) - 3)
+    assert [(t.params, t.valid_ndcg) for t in some[:3]] == [(t.params, t.valid_ndcg) for t in first[:3]]
+
+
+def test_tuning_does_not_depend_on_the_clock(monkeypatch):
+    """Scenario 25: the same data and seed give the same choice on a loaded machine. Tuning used to stop
+    starting trials once the seconds spent passed OMNIFUSE_TUNING_BUDGET_S' share, so a slow clock chose from
+    fewer settings; it is bounded by a count now, and a clock that races (every reading 10,000 s after the last)
+    changes nothing."""
+    from types import SimpleNamespace
+
+    from omnifuse import tuning
+
+    split = _valid_split()
+    calm_model, calm = tune("ease", split, seed=3, trials=4)
+    clock = iter(range(0, 10**12, 10_000))
+    monkeypatch.setattr(tuning, "time", SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    busy_model, busy = tune("ease", split, seed=3, trials=4)
+    assert [(t.params, t.valid_ndcg, t.chosen, t.status) for t in busy] == \
+        [(t.params, t.valid_ndcg, t.chosen, t.status) for t in calm]
+    assert busy_model.params == calm_model.params and [t.status for t in busy].count("run") == 4
 
 
 def test_bootstrap_intervals_and_paired_bound():
@@ -241,3 +257,49 @@ def test_artifacts_are_atomic_checksummed_and_not_pickled(tmp_path):
     (tmp_path / "x.bin").write_bytes(b"abd")
     with pytest.raises(ArtifactError, match="x.bin"):
         read_file(tmp_path / "x.bin")
+
+
+def test_a_model_folder_loads_only_what_its_manifest_lists_from_the_bytes_it_checked(tmp_path, monkeypatch):
+    """Issue 23, finding 10: ``*.sparse.npz`` files were loaded by glob, listed or not; the manifest had no
+    checksum of its own (a folder rewritten consistently — file and manifest — loaded as if registered); every
+    file was read once for its sha256 and again to decode it."""
+    import builtins
+    import io
+
+    import scipy.sparse as sp
+    from omnifuse.artifacts import manifest_digest
+
+    data = planted_world()
+    models = {n: model_class(n)(seed=1).fit(data) for n in ("popularity", "item_knn")}
+    folder = tmp_path / "fused"
+    FusedModel(models, "single", use=["item_knn"]).save(folder)
+    registered = manifest_digest(folder)
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    assert "models/item_knn/MANIFEST.json" in manifest  # the nested manifests are covered too
+    # a file slipped in beside the model, not in any manifest, is never loaded
+    sp.save_npz(folder / "models" / "item_knn" / "planted.sparse.npz", sp.identity(data.n_items, format="csr"))
+    assert "planted" not in FusedModel.load(folder).models["item_knn"].state
+    # one read per file: what is checked is what is decoded
+    opened: dict[str, int] = {}
+    real_open = builtins.open
+
+    def counting(file, *args, **kwargs):
+        if isinstance(file, (str, Path)) and str(file).startswith(str(folder)):
+            opened[str(file)] = opened.get(str(file), 0) + 1
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting)
+    monkeypatch.setattr(io, "open", counting)
+    loaded = FusedModel.load(folder, manifest_sha256=registered)
+    monkeypatch.undo()
+    assert opened and max(opened.values()) == 1, {k: v for k, v in opened.items() if v > 1}
+    assert loaded.manifest_sha256 == registered
+    # rewritten consistently after registration (a file and its manifest entry): refused against the registry
+    meta = folder / "fusion.json"
+    changed = json.loads(meta.read_text()) | {"n_candidates": 7}
+    meta.write_text(json.dumps(changed))
+    manifest["fusion.json"] = hashlib.sha256(meta.read_bytes()).hexdigest()
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    assert FusedModel.load(folder).n_candidates == 7  # self-consistent...
+    with pytest.raises(ArtifactError, match="registered"):
+        FusedModel.load(folder, manifest_sha256=registered)  # ...but not what was registered

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from omnifuse.dataset import Dataset
+
+if TYPE_CHECKING:
+    from omnifuse.artifacts import StoredDir
 
 
 class Recommender(ABC):
@@ -65,20 +69,31 @@ class Recommender(ABC):
                                                         "params": self.params}))
 
     @classmethod
-    def load(cls, folder: Path) -> Recommender:
-        """Read a model saved by :meth:`save` after verifying its checksums (``ArtifactError`` names the file)."""
-        from omnifuse.artifacts import ArtifactError, verify_dir
+    def load(cls, folder: Path, manifest_sha256: str | None = None) -> Recommender:
+        """Read a model saved by :meth:`save`: only the files its ``MANIFEST.json`` lists, each read once and
+        decoded from the bytes whose checksum was verified (``ArtifactError`` names the file);
+        ``manifest_sha256``: the manifest's own checksum as the registry holds it."""
+        from omnifuse.artifacts import read_dir
 
-        verify_dir(folder)
+        return cls.from_stored(read_dir(folder, manifest_sha256))
+
+    @classmethod
+    def from_stored(cls, stored: StoredDir) -> Recommender:
+        """The model held by a verified folder (:func:`omnifuse.artifacts.read_dir`, or a fused model's
+        ``models/<name>/`` part of one): ``model.json``, ``state.npz`` and the ``<key>.sparse.npz`` it lists."""
+        from omnifuse.artifacts import ArtifactError
+
         try:
-            meta = json.loads((folder / "model.json").read_text())
+            meta = json.loads(stored.get("model.json"))
             model = cls(seed=meta["seed"], **meta["params"])
-            with np.load(folder / "state.npz", allow_pickle=False) as f:
+            with np.load(io.BytesIO(stored.get("state.npz")), allow_pickle=False) as f:
                 model.state = {k: f[k] for k in f.files}
-            for path in sorted(folder.glob("*.sparse.npz")):
-                model.state[path.name.removesuffix(".sparse.npz")] = sp.load_npz(path).tocsr()
+            for name in sorted(stored.files):
+                if "/" not in name and name.endswith(".sparse.npz"):
+                    model.state[name.removesuffix(".sparse.npz")] = sp.load_npz(io.BytesIO(stored.files[name])).tocsr()
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"model {folder} cannot be read ({exc}); re-run the retrain that wrote it.") from exc
+            raise ArtifactError(f"model {stored.folder} cannot be read ({exc}); re-run the retrain that wrote it.") \
+                from exc
         return model
 
 

@@ -86,6 +86,7 @@ class TwoTower(Recommender):
 
         optimizer = keras.optimizers.Adam(p["learning_rate"])
         variables = user_tower.trainable_variables + item_tower.trainable_variables
+        optimizer.build(variables)  # its slots exist before the step is traced: one trace per fit, not two
         temperature = p["temperature"]
         cat, brand, band = (tf.constant(a) for a in (data.category, data.brand, data.price_band))
         feats_t, log_q_t = tf.constant(feats), tf.constant(log_q)
@@ -119,9 +120,13 @@ class TwoTower(Recommender):
 
         all_users = np.arange(data.n_users, dtype=np.int32)
         all_items = np.arange(data.n_items, dtype=np.int32)
-        user_emb = user_tower.predict([all_users, feats], batch_size=8192, verbose=0)
-        item_emb = item_tower.predict([all_items, data.category, data.brand, data.price_band], batch_size=8192,
-                                      verbose=0)
+        # the towers called directly, 8192 rows at a time (Keras' predict traces a function of its own per fit)
+        user_in = [all_users, feats.astype(np.float32)]
+        item_in = [all_items, *(a.astype(np.int32) for a in (data.category, data.brand, data.price_band))]
+        user_emb = np.vstack([user_tower([a[s:s + 8192] for a in user_in], training=False).numpy()
+                              for s in range(0, max(data.n_users, 1), 8192)])
+        item_emb = np.vstack([item_tower([a[s:s + 8192] for a in item_in], training=False).numpy()
+                              for s in range(0, max(data.n_items, 1), 8192)])
         self.state = {"user_emb": user_emb.astype(np.float32), "item_emb": item_emb.astype(np.float32)}
         return self
 
