@@ -7,7 +7,7 @@ run conf to load any date by hand). Re-running a run, a task or a day replaces e
 | step | reads | writes |
 | --- | --- | --- |
 | `wait_for_<folder>` | `<landing>/<folder>/<date>/_manifest.json` (a local folder or object storage) | — |
-| `load_catalog` | `catalog/<date>/*.csv` | `core.products` (+ snapshots), `core.store_snapshots`, `core.stores`, `core.fx_rates` |
+| `load_catalog` | `catalog/<date>/*.csv` | `core.products`, `core.store_snapshots`, `core.stores`, `core.fx_rates` |
 | `load_crm` | `crm/<date>/customers.csv` | `core.customer_snapshots`, `core.customers` |
 | `load_<channel>` | the channel's files | `raw.*`, `staging.*`, `quarantine.*` |
 | `report_load` | `ops.load_audit` | task log |

@@ -187,6 +187,7 @@ def alert_on_failure(context: Mapping[str, Any]) -> None:
 PERMANENT_ERRORS: frozenset[str] = frozenset({
     "omnifuse.training_run.BlockedDateError",  # the date did not pass its gates: fix the data, then re-run
     "omnifuse.ingest.LandingError",  # a corrupt, truncated or missing landed file
+    "omnifuse.landing_csv.MappingError",  # a column mapping that cannot be read: fix _mappings/<source>.toml
     "omnifuse.quality.QualityGateError",  # a failed gate: its verdict will not change by asking again
     "omnifuse.mart.PublishCheckError",  # an output check failed: the scored rows are wrong
     "omnifuse.fusion.LeakageError",

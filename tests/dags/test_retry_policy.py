@@ -17,6 +17,7 @@ def _action(exc: BaseException) -> RetryAction:
 
 def _permanent():
     from omnifuse.ingest import LandingError
+    from omnifuse.landing_csv import MappingError
     from omnifuse.mart import PublishCheckError
     from omnifuse.quality import QualityGateError
     from omnifuse.registry import NO_CHAMPION, NoChampionError
@@ -29,7 +30,9 @@ def _permanent():
             # a publish before any retrain registered a champion: waiting will not make one (issue 23, finding 9)
             NoChampionError(NO_CHAMPION),
             # a cleared task of a gated run: its artifacts are never rewritten (issue 23, finding 10)
-            RegisteredRunError("train_ease of retrain_20261104: the run is already gated")]
+            RegisteredRunError("train_ease of retrain_20261104: the run is already gated"),
+            # a mapping naming a decompressor as its encoding: no retry reads it otherwise (issue 23, finding 5)
+            MappingError("_mappings/store.toml: [csv] encoding 'bz2_codec' is not a text encoding")]
 
 
 @pytest.mark.parametrize("exc", _permanent(), ids=lambda e: type(e).__name__)
