@@ -26,11 +26,16 @@ class BusinessDateError(RuntimeError):
     """A business date the data or the champion does not reach: nothing was published."""
 
 
+def newest_usable_date(cur: psycopg2.extensions.cursor) -> date | None:
+    """The newest event date that passed its quality gates (``core.usable_dates``), or None."""
+    cur.execute("select max(event_date) from core.usable_dates")
+    return cur.fetchone()[0]
+
+
 def check_publishable(cur: psycopg2.extensions.cursor, business_date: date) -> None:
     """Raise :class:`BusinessDateError` unless ``business_date`` is within the usable data and a retrain of that
     date (or a later one) chose or kept the champion. Reads inside the caller's transaction (``cur``)."""
-    cur.execute("select max(event_date) from core.usable_dates")
-    newest_data = cur.fetchone()[0]
+    newest_data = newest_usable_date(cur)
     if newest_data is None or business_date > newest_data:
         raise BusinessDateError(
             f"publish of business date {business_date} refused, nothing was published: the usable data ends at "

@@ -53,7 +53,7 @@ import scipy.sparse as sp
 from psycopg2 import sql
 
 from omnifuse import warehouse
-from omnifuse.business_date import check_publishable, check_publishable_date
+from omnifuse.business_date import check_publishable, check_publishable_date, newest_usable_date
 from omnifuse.config import Settings, load_settings
 from omnifuse.dataset import Dataset
 from omnifuse.fusion import FusedModel
@@ -345,11 +345,17 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
             warehouse.lock(cur, "publish")
             check_publishable(cur, business_date)  # a date beyond the data or the champion never goes live
             newest = _newest_live(cur)
+            stray = None  # a live date beyond the data (published before dates were checked): it guards nothing
+            if newest is not None and newest > business_date and newest > (newest_usable_date(cur) or newest):
+                stray, newest = newest, None
             live = force or newest is None or business_date >= newest
             note = None if live else (f"history only: {newest} is live and newer; trigger with "
                                       '{"force": true} to swap this date in')
             if force and newest is not None and business_date < newest:
                 note = f"forced over {newest}"
+            if stray is not None:
+                note = f"replaced {stray}, a date beyond the usable data"
+                log.warning("publish of %s: %s", business_date, note)
             for table in SWAPPED:
                 _create_next(cur, table, business_date)
             params = {"business_date": business_date, "model_version": version, "top_k": top_k,

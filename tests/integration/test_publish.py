@@ -727,3 +727,40 @@ def test_a_publish_for_a_date_beyond_the_data_or_the_champion_is_refused_and_kee
             cur.execute("update ml.model_registry set business_date = %s where model_version = any(%s)", (D, moved))
     assert _rows(published, "select count(*) from mart.customer_recommendations_history where business_date = %s",
                  (D,))[0][0] > 0
+
+
+def test_a_long_bi_transaction_neither_blocks_a_publish_nor_is_blocked_by_it(published):
+    """A BI session that read a mart table and keeps its transaction open (a slow dashboard, an extract) holds an
+    ACCESS SHARE lock on it: a publish replacing the rows does not wait for it (renaming did, up to its retries)."""
+    import time
+
+    reader = psycopg2.connect(warehouse.bi_url(published))
+    try:
+        with reader.cursor() as cur:
+            cur.execute("select count(*) from mart.customer_recommendations")
+            count = cur.fetchone()[0]
+            started = time.perf_counter()
+            summary = publish_mart(D, url=published)
+            assert summary["live"] and time.perf_counter() - started < 60
+            cur.execute("select count(*) from mart.customer_recommendations")  # and it reads on
+            assert cur.fetchone()[0] == count
+    finally:
+        reader.rollback()
+        reader.close()
+
+
+def test_a_live_date_beyond_the_data_does_not_freeze_publishing(published):
+    """A warehouse where a wrong date went live before dates were checked (finding 3): the real date is not
+    demoted to history only by the monotonic guard; it goes live and says what it replaced."""
+    stray = D + timedelta(days=31)
+    with warehouse.transaction(published) as cur:
+        cur.execute("insert into mart.publish_log (business_date, table_name, model_version, rows_published, "
+                    "swap_lock_ms, live) values (%s, 'mart.customer_recommendations', 'typo', 0, 0, true)", (stray,))
+    try:
+        summary = publish_mart(D, url=published)
+        assert summary["live"] and summary["note"] == f"replaced {stray}, a date beyond the usable data"
+        assert _rows(published, "select distinct business_date from mart.customer_recommendations") == [(D,)]
+        assert publish_mart(OLDER, url=published)["live"] is False  # the guard works on from the real date
+    finally:
+        with warehouse.transaction(published) as cur:
+            cur.execute("delete from mart.publish_log where business_date = %s", (stray,))
