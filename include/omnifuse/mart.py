@@ -251,6 +251,8 @@ def _expire_history(cur, table: str, cutoff: date, keep: set[date]) -> list[date
     hold the table (history past retention is no reason to fail or to hold up a publish). Returns what it dropped.
     """
     dropped = []
+    cur.execute("show lock_timeout")
+    session_timeout = cur.fetchone()[0]
     for day, name in sorted(_history_partitions(cur, table).items()):
         if day >= cutoff or day in keep:
             continue
@@ -264,6 +266,7 @@ def _expire_history(cur, table: str, cutoff: date, keep: set[date]) -> list[date
             cur.execute("rollback to savepoint expire")
             log.warning("mart.%s (history of %s, past retention) is being read: left for the next publish",
                         name, day)
+    cur.execute("set local lock_timeout = %s", (session_timeout,))
     return dropped
 
 
@@ -282,6 +285,8 @@ def _replace(cur, table: str, attempts: int = 10) -> float:
     key = _primary_key(cur, table)
     insert = (sql.SQL("insert into {} select * from {} order by {}").format(live, _next(table), key) if key
               else sql.SQL("insert into {} select * from {}").format(live, _next(table)))
+    cur.execute("show lock_timeout")
+    session_timeout = cur.fetchone()[0]
     for attempt in range(attempts):
         cur.execute("savepoint swap")
         started = time.perf_counter()
@@ -290,6 +295,7 @@ def _replace(cur, table: str, attempts: int = 10) -> float:
             cur.execute(sql.SQL("delete from {}").format(live))
             cur.execute(insert)
             cur.execute("release savepoint swap")
+            cur.execute("set local lock_timeout = %s", (session_timeout,))  # the rest keeps the session's
             return (time.perf_counter() - started) * 1000
         except psycopg2.errors.LockNotAvailable:
             cur.execute("rollback to savepoint swap")

@@ -764,3 +764,23 @@ def test_a_live_date_beyond_the_data_does_not_freeze_publishing(published):
     finally:
         with warehouse.transaction(published) as cur:
             cur.execute("delete from mart.publish_log where business_date = %s", (stray,))
+
+
+def test_expired_history_that_a_reader_holds_is_left_for_the_next_publish(published, monkeypatch):
+    """Dropping an expired history partition needs an ACCESS EXCLUSIVE lock on the history table: while a BI
+    transaction holds it, the publish goes on without waiting (the drop is retried by the next publish)."""
+    history = "select distinct business_date from mart.customer_recommendations_history"
+    publish_mart(DAYS[0], url=published, force=True)
+    publish_mart(D, url=published)
+    monkeypatch.setenv("OMNIFUSE_MART_RETENTION_DAYS", "1")
+    reader = psycopg2.connect(warehouse.bi_url(published))
+    try:
+        with reader.cursor() as cur:
+            cur.execute("select count(*) from mart.customer_recommendations_history")
+            assert publish_mart(D, url=published)["live"]
+            assert DAYS[0] in {d for (d,) in _rows(published, history)}  # not dropped under the reader
+    finally:
+        reader.rollback()
+        reader.close()
+    publish_mart(D, url=published)
+    assert DAYS[0] not in {d for (d,) in _rows(published, history)}  # dropped once nobody reads
