@@ -19,15 +19,20 @@ weight × normalised score behind every personalised recommendation.
 | `publish_mart` | batches, `core.usable_interactions`, `core.customers` | `mart.*` (one Asset each), history, log |
 
 Every table is built aside as `mart.<table>__next`, checked (at most K rows per customer, no duplicates, ranks
-1..n, scores non-increasing, products in the catalog and in stock), then swapped in by rename inside one
-transaction: BI readers see yesterday's table or today's, never half of one. The read-only role
+1..n, scores non-increasing, products in the catalog and in stock), then its rows replace the live table's inside
+the same relation, in one transaction: BI readers see yesterday's rows or today's, never half of them, at every
+isolation level (a REPEATABLE READ extract or `pg_dump` started before keeps yesterday's). The read-only role
 (`OMNIFUSE_BI_ROLE`) can `SELECT` on `mart` and nothing else.
+
+**Business date**: a date beyond the usable data (`core.usable_dates`) or without a retrain through it
+(`ml.model_registry`) is refused by `resolve_champion` (`BusinessDateError`, no retry): check the conf for a typo.
 
 **When a task fails**: `PublishCheckError` lists which output check failed; yesterday's tables are untouched.
 `ModelArtifactError` means the champion's artifact is missing or corrupt: re-run `omnifuse_retrain` for its date
 (or roll the registry back), then this DAG. Both fail at once (no retry).
 Look at `ml.recommendation_batches` for the date and the champion in `ml.model_registry`, then clear the task.
-A swap that keeps timing out means long BI queries hold the table: clear the task later.
+A publish that keeps timing out on a lock means someone holds a table-level lock on a mart table (`LOCK TABLE`,
+`VACUUM FULL`): plain BI reads never block it. Clear the task later.
 """
 
 from __future__ import annotations
@@ -63,11 +68,15 @@ def omnifuse_publish() -> None:
           "serves exactly that version, even if a retrain promotes another one meanwhile.")
     def resolve_champion() -> PublishRun:
         from airflow.sdk import get_current_context
+        from omnifuse.business_date import check_publishable_date
         from omnifuse.mart import PublishRun
         from omnifuse.recommendations import champion_version
 
         conf = get_current_context()["dag_run"].conf or {}
-        return PublishRun(business_date=asset_run_business_date().isoformat(), model_version=champion_version(),
+        business_date = asset_run_business_date()
+        with _fail_at_once():
+            check_publishable_date(business_date)  # a date beyond the data or the champion: nothing is scored
+        return PublishRun(business_date=business_date.isoformat(), model_version=champion_version(),
                           force=bool(conf.get("force", False)))
 
     @task(doc_md="Splits the model version's customers into scoring batches (one mapped task each).")
@@ -121,14 +130,16 @@ def omnifuse_publish() -> None:
 
 @contextmanager
 def _fail_at_once() -> Iterator[None]:
-    """Errors no retry can fix (an unreadable model artifact, a failed output check) fail the task at once."""
+    """Errors no retry can fix (a business date beyond the data or the champion, an unreadable model artifact, a
+    failed output check) fail the task at once."""
     from airflow.sdk.exceptions import AirflowFailException
+    from omnifuse.business_date import BusinessDateError
     from omnifuse.mart import PublishCheckError
     from omnifuse.recommendations import ModelArtifactError
 
     try:
         yield
-    except (ModelArtifactError, PublishCheckError) as exc:
+    except (BusinessDateError, ModelArtifactError, PublishCheckError) as exc:
         raise AirflowFailException(str(exc)) from exc
 
 

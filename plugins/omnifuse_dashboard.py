@@ -6,7 +6,10 @@ publish-coverage, freshness, recommendations/<customer_id> (with each recommenda
 
 Every route is behind the api-server's own authentication: the caller must be a logged-in Airflow user (the
 ``_token`` cookie the UI sets, or ``Authorization: Bearer <token from POST /auth/token>``) allowed to see the
-website; anybody else gets 401/403. The data is read as the read-only BI role (see ``omnifuse.dashboard``)."""
+website; anybody else gets 401/403. That includes the API's schema and docs (``/omnifuse/openapi.json``,
+``/omnifuse/docs``): FastAPI's own ones ignore the app's dependencies, so they are switched off and served here as
+ordinary routes behind the same check (there is no ``/redoc``). The data is read as the read-only BI role (see
+``omnifuse.dashboard``)."""
 
 from __future__ import annotations
 
@@ -16,11 +19,25 @@ from collections.abc import Awaitable, Callable
 from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
 from airflow.api_fastapi.core_api.security import requires_access_view
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
+# FastAPI's built-in schema and docs routes do not run the app's dependencies: they would answer anyone
 app = FastAPI(title="omnifuse dashboard", description="Model quality, data health and recommendations.",
-              dependencies=[Depends(requires_access_view(AccessView.WEBSITE))])
+              dependencies=[Depends(requires_access_view(AccessView.WEBSITE))],
+              openapi_url=None, docs_url=None, redoc_url=None)
+
+
+@app.get("/openapi.json", include_in_schema=False)
+async def openapi() -> dict:
+    return app.openapi()
+
+
+@app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+async def docs(request: Request) -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url=request.scope.get("root_path", "") + "/openapi.json",
+                               title="omnifuse dashboard API")
 
 
 @app.get("/", response_class=HTMLResponse)

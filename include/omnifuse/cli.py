@@ -28,8 +28,9 @@ def _cmd_warehouse(args: argparse.Namespace) -> int:
         print("stopped" if warehouse.down(settings) else "not running")
     elif args.action == "status":
         print(json.dumps(warehouse.status(settings), indent=1))
-    elif args.action == "url":
-        print(warehouse.warehouse_url(settings))
+    elif args.action == "url":  # the password is masked unless asked for: terminals and CI logs keep output
+        url = warehouse.warehouse_url(settings)
+        print(url if args.show_password else warehouse.describe(url))
     elif args.action == "migrate":
         applied = warehouse.migrate()
         print(f"applied: {applied or 'nothing (up to date)'}")
@@ -215,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("warehouse", help="manage the embedded PostgreSQL warehouse")
     p.add_argument("action", choices=["up", "down", "status", "url", "migrate"])
+    p.add_argument("--show-password", action="store_true",
+                   help="url: print the password too (masked as *** otherwise), e.g. to hand the URL to psql")
     p.set_defaults(func=_cmd_warehouse)
 
     def _cmd_model(args: argparse.Namespace) -> int:

@@ -1,25 +1,37 @@
-"""The ``mart`` tables BI reads: build every table aside, check it, swap it in atomically, with history.
+"""The ``mart`` tables BI reads: build every table aside, check it, publish it in place, with history.
 
 One publish run serves **one** model version, resolved once (:func:`omnifuse.recommendations.champion_version`)
 and handed to every step:
 
 - ``plan_batches`` / ``score_batch`` (:mod:`omnifuse.recommendations`): personalised recommendations with
   evidence and per-model contributions into ``ml.recommendation_batches``;
-- :func:`publish_mart`: in one transaction under an advisory lock, builds ``mart.<table>__next`` for every
-  table — personalised lists plus a labelled fallback for every other known customer, contributions, segments
-  (:mod:`omnifuse.segments`), channel metrics with returns, model performance, similar products, bought
-  together — runs the output checks (a failure raises :class:`PublishCheckError` and leaves yesterday's tables
-  untouched), attaches the dated history partitions, then swaps each table in by rename under a short
-  ``lock_timeout`` (retried), and records ``mart.publish_log`` with the customers' coverage. Readers see the
-  old table or the new one, never half of one.
+- :func:`publish_mart`: in one transaction under an advisory lock, checks the business date
+  (:mod:`omnifuse.business_date`: within the usable data, a retrain through it), builds ``mart.<table>__next``
+  for every table — personalised lists plus a labelled fallback for every other known customer, contributions,
+  segments (:mod:`omnifuse.segments`), channel metrics with returns, model performance, similar products,
+  bought together — runs the output checks (a failure raises :class:`PublishCheckError` and leaves yesterday's
+  tables untouched), replaces the live tables' rows, writes the dated history, and records
+  ``mart.publish_log`` with the customers' coverage.
 
-**History by partition attach** (migration 0017): the rows of a table kept in history (``HISTORY``) are written
-once. ``mart.<table>__next`` is built with a ``check (business_date = <date>)`` and attached as the date's
-partition of ``mart.<table>_history`` (the check spares the attach a scan); the live ``mart.<table>`` is
-therefore itself the partition of its date, and when a newer day is swapped in it is renamed to
-``mart.<table>_history_p<yyyymmdd>`` (its primary key dropped, as history partitions never had one) instead of
-being dropped. Re-publishing a date replaces that date's partition (the live table is detached inside the swap,
-under the same ``lock_timeout``); partitions older than ``OMNIFUSE_MART_RETENTION_DAYS`` are dropped.
+**In place, for every isolation level** (migration 0030): the live ``mart.<table>`` is always the same relation;
+a publish deletes its rows and inserts the checked ones from ``mart.<table>__next`` in the publish transaction.
+A reader sees the old rows or the new ones, never half, whatever its isolation level: a REPEATABLE READ or
+SERIALIZABLE transaction whose snapshot predates the publish (an extractor, ``pg_dump``) keeps reading the old
+rows after the publish commits. Renaming a new table into place (or attaching one) was not safe for it: the
+catalog is read with the latest snapshot, the rows with the reader's, so the new table looked empty. TRUNCATE is
+not MVCC-safe either. Delete and insert take ROW EXCLUSIVE locks, which BI reads neither wait for nor hold up;
+a table-level lock someone holds (``LOCK TABLE``, ``VACUUM FULL``) is waited for under a short ``lock_timeout``,
+retried, then the task fails with a message (never a wait without end). Grants and ``COMMENT ON`` docs stay
+those of the same tables. The price: the rows are written twice (the checked table, then the live one), and the
+replaced rows are dead tuples until autovacuum reclaims them (``bench/publish.py`` measures it).
+
+**History** (``HISTORY``): ``mart.<table>_history`` is list-partitioned by business date. A date's first publish
+makes its checked ``mart.<table>__next`` the partition ``mart.<table>_history_p<yyyymmdd>`` (key dropped,
+attached without a scan thanks to its ``check (business_date = <date>)``; written once); a re-run replaces the
+rows inside that partition (delete + insert: same reasoning). Partitions older than
+``OMNIFUSE_MART_RETENTION_DAYS`` before the newest date published are dropped, never the live date's, and only when
+no reader holds the history table (otherwise the next publish tries again). A publish for a date beyond the data
+is refused before anything is touched, so it can no longer push real dates out of history.
 
 **Monotonic guard**: a business date older than the one live in ``mart`` only writes its history partitions
 (``publish_log.live = false``); ``force=True`` swaps it in anyway.
@@ -41,6 +53,7 @@ import scipy.sparse as sp
 from psycopg2 import sql
 
 from omnifuse import warehouse
+from omnifuse.business_date import check_publishable, check_publishable_date, newest_usable_date
 from omnifuse.config import Settings, load_settings
 from omnifuse.dataset import Dataset
 from omnifuse.fusion import FusedModel
@@ -112,13 +125,9 @@ def _create_next(cur, table: str, business_date: date) -> None:
 
 def _index_next(cur, table: str) -> None:
     """Recreate the live table's primary key on the next table."""
-    cur.execute("select string_agg(quote_ident(a.attname), ', ' order by k.ord) from pg_index i "
-                "cross join unnest(i.indkey) with ordinality as k(attnum, ord) "
-                "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum "
-                "where i.indrelid = %s::regclass and i.indisprimary", (f"mart.{table}",))
-    columns = cur.fetchone()[0]
+    columns = _primary_key(cur, table)
     if columns:
-        cur.execute(sql.SQL("alter table {} add primary key ({})").format(_next(table), sql.SQL(columns)))
+        cur.execute(sql.SQL("alter table {} add primary key ({})").format(_next(table), columns))
 
 
 def _copy(cur, table: str, frame: pd.DataFrame) -> None:
@@ -184,102 +193,117 @@ def _partition_date(bound: str | None) -> date | None:
 
 
 def _history_partitions(cur, table: str) -> dict[date, str]:
-    """{business date: table name in mart} of ``mart.<table>_history``'s partitions (the live table among them)."""
+    """{business date: table name in mart} of ``mart.<table>_history``'s partitions."""
     cur.execute("select c.relname, pg_get_expr(c.relpartbound, c.oid) from pg_inherits as i "
                 "join pg_class as c on c.oid = i.inhrelid where i.inhparent = %s::regclass",
                 (f"mart.{table}_history",))
     return {day: name for name, bound in cur.fetchall() if (day := _partition_date(bound)) is not None}
 
 
-def _attach(cur, table: str, business_date: date) -> None:
-    """Attach ``mart.<table>__next`` as the date's history partition (its check constraint spares the scan)."""
-    cur.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
-        _history_parent(table), _next(table), sql.Literal(business_date.isoformat())))
+def _primary_key(cur, table: str) -> sql.Composable | None:
+    """The primary-key columns of ``mart.<table>`` (quoted, in key order), or None."""
+    cur.execute("select string_agg(quote_ident(a.attname), ', ' order by k.ord) from pg_index i "
+                "cross join unnest(i.indkey) with ordinality as k(attnum, ord) "
+                "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum "
+                "where i.indrelid = %s::regclass and i.indisprimary", (f"mart.{table}",))
+    columns = cur.fetchone()[0]
+    return sql.SQL(columns) if columns else None
 
 
-def _drop_primary_key(cur, table: str) -> None:
-    """History partitions carry no index (as when history was a copy): drop the key of ``mart.<table>``, a
-    retired live table."""
+def _drop_primary_key(cur, name: str) -> None:
+    """History partitions carry no index: drop the key of ``mart.<name>``."""
     cur.execute("select conname from pg_constraint where conrelid = %s::regclass and contype = 'p'",
-                (f"mart.{table}",))
-    for (name,) in cur.fetchall():
-        cur.execute(sql.SQL("alter table {} drop constraint {}").format(sql.Identifier("mart", table),
-                                                                        sql.Identifier(name)))
+                (f"mart.{name}",))
+    for (constraint,) in cur.fetchall():
+        cur.execute(sql.SQL("alter table {} drop constraint {}").format(sql.Identifier("mart", name),
+                                                                        sql.Identifier(constraint)))
 
 
-def _history(cur, table: str, business_date: date, retention_days: int, live: bool) -> bool:
-    """Make ``mart.<table>__next`` the date's partition of ``mart.<table>_history``; drop expired partitions.
+def _history(cur, table: str, business_date: date) -> None:
+    """Write ``mart.<table>__next`` as the date's history in ``mart.<table>_history``.
 
-    The rows are not copied: the next table itself becomes the partition. A partition the date already has (a
-    re-run) is replaced; when that partition is the live table (re-publishing the live date), it is detached
-    inside the swap instead (:func:`_swap`, under its ``lock_timeout``) and True is returned. A history-only
-    publish (``live`` false) renames the attached table to ``mart.<table>_history_p<yyyymmdd>`` at once.
+    A date without history yet: the next table itself becomes the partition (renamed
+    ``mart.<table>_history_p<yyyymmdd>``, its key dropped, attached without a scan thanks to its check
+    constraint) — the rows are written once. A date that has one (a re-run, or a history-only publish of a date
+    published before): its rows are replaced inside that same partition (delete + insert), so a reader whose
+    snapshot predates this publish keeps reading the date's old rows; dropping and re-attaching a partition
+    would show it an empty date.
     """
-    partitions = _history_partitions(cur, table)
-    current = partitions.get(business_date)
-    if current is not None and (current != table or not live):
-        # a previous run of this date (or, history only, the live table itself: it stays live, out of history)
-        cur.execute(sql.SQL("alter table {} detach partition {}").format(_history_parent(table),
-                                                                        sql.Identifier("mart", current)))
-        if current != table:
-            cur.execute(sql.SQL("drop table {}").format(sql.Identifier("mart", current)))
-        current = None
-    deferred = current is not None
-    if not deferred:
-        _attach(cur, table, business_date)
-    if not live:
-        cur.execute(sql.SQL("alter table {} rename to {}").format(
-            _next(table), sql.Identifier(_history_name(table, business_date))))
-        _drop_primary_key(cur, _history_name(table, business_date))
-    cutoff = business_date - timedelta(days=retention_days)
-    for day, name in partitions.items():
-        if day < cutoff and name != table:  # the live table leaves history by the swap, when it is retired
+    current = _history_partitions(cur, table).get(business_date)
+    if current is not None:
+        part = sql.Identifier("mart", current)
+        cur.execute(sql.SQL("delete from {}").format(part))
+        cur.execute(sql.SQL("insert into {} select * from {}").format(part, _next(table)))
+        cur.execute(sql.SQL("drop table {}").format(_next(table)))
+        return
+    name = _history_name(table, business_date)
+    _drop_primary_key(cur, f"{table}__next")
+    cur.execute(sql.SQL("alter table {} rename to {}").format(_next(table), sql.Identifier(name)))
+    cur.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
+        _history_parent(table), sql.Identifier("mart", name), sql.Literal(business_date.isoformat())))
+
+
+def _expire_history(cur, table: str, cutoff: date, keep: set[date]) -> list[date]:
+    """Drop ``mart.<table>_history``'s partitions older than ``cutoff`` (never those of ``keep``: the live date).
+
+    Dropping a partition takes an ACCESS EXCLUSIVE lock on the history table, which waits behind BI reads of it:
+    each drop tries under a short ``lock_timeout`` in a savepoint and is left to the next publish when readers
+    hold the table (history past retention is no reason to fail or to hold up a publish). Returns what it dropped.
+    """
+    dropped = []
+    cur.execute("show lock_timeout")
+    session_timeout = cur.fetchone()[0]
+    for day, name in sorted(_history_partitions(cur, table).items()):
+        if day >= cutoff or day in keep:
+            continue
+        cur.execute("savepoint expire")
+        try:
+            cur.execute("set local lock_timeout = '1s'")
             cur.execute(sql.SQL("drop table {}").format(sql.Identifier("mart", name)))
-    return deferred
+            cur.execute("release savepoint expire")
+            dropped.append(day)
+        except psycopg2.errors.LockNotAvailable:
+            cur.execute("rollback to savepoint expire")
+            log.warning("mart.%s (history of %s, past retention) is being read: left for the next publish",
+                        name, day)
+    cur.execute("set local lock_timeout = %s", (session_timeout,))
+    return dropped
 
 
-def _swap(cur, table: str, business_date: date, attempts: int = 10, *, attach: bool = False,
-          keep_after: date | None = None) -> float:
-    """Rename next → live in a savepoint with a short lock_timeout, retrying; returns lock wait+hold ms.
+def _replace(cur, table: str, attempts: int = 10) -> float:
+    """Replace the rows of the live ``mart.<table>`` by those of ``mart.<table>__next``; returns the ms it took.
 
-    A table kept in history retires the previous live table to ``mart.<table>_history_p<its date>`` (it is
-    that date's history partition) instead of dropping it, unless its date is before ``keep_after`` (past
-    retention); ``attach``: the previous live table holds this very date (a re-run), so it is detached and the
-    next table attached here, under the same lock_timeout.
+    The rows are replaced inside the same relation (delete + insert, not TRUNCATE and not a rename), so every
+    reader sees the old rows or the new ones at every isolation level: a REPEATABLE READ or SERIALIZABLE
+    transaction (an extractor, ``pg_dump``) whose snapshot predates the publish keeps reading the old rows,
+    because rows are filtered by its snapshot while a renamed-in table would be found through the latest catalog
+    and look empty to it. Delete and insert take a ROW EXCLUSIVE lock, which BI reads never wait for nor hold up;
+    only a DDL-level lock on the table (someone's ``LOCK TABLE``, ``VACUUM FULL``) makes it wait: then a short
+    ``lock_timeout`` in a savepoint, retried, and the task fails with a clear message rather than wait forever.
     """
-    live, old = sql.Identifier("mart", table), sql.Identifier("mart", f"{table}__old")
-    cur.execute("select obj_description(%s::regclass, 'pg_class')", (f"mart.{table}",))
-    comment = cur.fetchone()[0]
+    live = sql.Identifier("mart", table)
+    key = _primary_key(cur, table)
+    insert = (sql.SQL("insert into {} select * from {} order by {}").format(live, _next(table), key) if key
+              else sql.SQL("insert into {} select * from {}").format(live, _next(table)))
+    cur.execute("show lock_timeout")
+    session_timeout = cur.fetchone()[0]
     for attempt in range(attempts):
         cur.execute("savepoint swap")
         started = time.perf_counter()
         try:
             cur.execute("set local lock_timeout = '1s'")
-            cur.execute(sql.SQL("alter table {} rename to {}").format(live, sql.Identifier(f"{table}__old")))
-            if attach:
-                cur.execute(sql.SQL("alter table {} detach partition {}").format(_history_parent(table), old))
-                _attach(cur, table, business_date)
-            cur.execute(sql.SQL("alter table {} rename to {}").format(_next(table), sql.Identifier(table)))
-            cur.execute("select pg_get_expr(relpartbound, oid) from pg_class where oid = %s::regclass "
-                        "and relispartition", (f"mart.{table}__old",))
-            row = cur.fetchone()
-            retired = _partition_date(row[0]) if row else None
-            # still the history partition of its own date (and within retention): keep it under its dated name
-            if retired is not None and (keep_after is None or retired >= keep_after):
-                cur.execute(sql.SQL("alter table {} rename to {}").format(
-                    old, sql.Identifier(_history_name(table, retired))))
-                _drop_primary_key(cur, _history_name(table, retired))
-            else:
-                cur.execute(sql.SQL("drop table {}").format(old))
-            cur.execute(sql.SQL("comment on table {} is {}").format(live, sql.Literal(comment)))
+            cur.execute(sql.SQL("delete from {}").format(live))
+            cur.execute(insert)
             cur.execute("release savepoint swap")
+            cur.execute("set local lock_timeout = %s", (session_timeout,))  # the rest keeps the session's
             return (time.perf_counter() - started) * 1000
         except psycopg2.errors.LockNotAvailable:
             cur.execute("rollback to savepoint swap")
-            log.warning("swap of mart.%s waited past lock_timeout (attempt %d); retrying", table, attempt + 1)
+            log.warning("replacing the rows of mart.%s waited past lock_timeout (attempt %d); retrying", table,
+                        attempt + 1)
             time.sleep(0.5 * (attempt + 1))
-    raise RuntimeError(f"could not swap mart.{table}: long-running readers held it for {attempts} attempts; "
-                       "clear the task to retry (nothing was published).")
+    raise RuntimeError(f"could not publish mart.{table}: a lock on it (LOCK TABLE, VACUUM FULL, ALTER) was held "
+                       f"for {attempts} attempts; clear the task to retry (nothing was published).")
 
 
 def _newest_live(cur) -> date | None:
@@ -300,7 +324,9 @@ def _coverage(cur) -> Coverage:
 
 def publish_mart(business_date: date, *, model_version: str | None = None, force: bool = False,
                  url: str | None = None, top_k: int | None = None, settings: Settings | None = None) -> Published:
-    """Build, check, record history and swap every mart table in one transaction; write ``mart.publish_log``.
+    """Check the date, build, check, replace every mart table's rows and record history in one transaction; write
+    ``mart.publish_log``. Raises :class:`omnifuse.business_date.BusinessDateError` for a date beyond the data or
+    the champion (nothing touched).
 
     ``model_version``: the version the run scored with (resolved once by the DAG; the current champion when
     omitted). ``force``: swap an older business date in over a newer live one (otherwise history only).
@@ -323,12 +349,19 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
     try:
         with conn, conn.cursor() as cur:
             warehouse.lock(cur, "publish")
+            check_publishable(cur, business_date)  # a date beyond the data or the champion never goes live
             newest = _newest_live(cur)
+            stray = None  # a live date beyond the data (published before dates were checked): it guards nothing
+            if newest is not None and newest > business_date and newest > (newest_usable_date(cur) or newest):
+                stray, newest = newest, None
             live = force or newest is None or business_date >= newest
             note = None if live else (f"history only: {newest} is live and newer; trigger with "
                                       '{"force": true} to swap this date in')
             if force and newest is not None and business_date < newest:
                 note = f"forced over {newest}"
+            if stray is not None:
+                note = f"replaced {stray}, a date beyond the usable data"
+                log.warning("publish of %s: %s", business_date, note)
             for table in SWAPPED:
                 _create_next(cur, table, business_date)
             params = {"business_date": business_date, "model_version": version, "top_k": top_k,
@@ -362,19 +395,21 @@ def publish_mart(business_date: date, *, model_version: str | None = None, force
             for table in SWAPPED:
                 cur.execute(sql.SQL("select count(*) from {}").format(_next(table)))
                 counts[table] = cur.fetchone()[0]
-            deferred = {table: _history(cur, table, business_date, settings.mart_retention_days, live)
-                        for table in HISTORY}
-            phases["history"] = lap()
             if live:
-                keep_after = business_date - timedelta(days=settings.mart_retention_days)
-                swap_ms = {table: _swap(cur, table, business_date, attach=deferred.get(table, False),
-                                        keep_after=keep_after) for table in SWAPPED}
+                swap_ms = {table: _replace(cur, table) for table in SWAPPED}
             else:
                 log.warning("publish of %s: %s", business_date, note)
                 swap_ms = {table: 0.0 for table in SWAPPED}
-                for table in SWAPPED:
-                    if table not in HISTORY:  # those became history partitions
-                        cur.execute(sql.SQL("drop table {}").format(_next(table)))
+            for table in HISTORY:
+                _history(cur, table, business_date)
+            for table in SWAPPED:
+                if table not in HISTORY:
+                    cur.execute(sql.SQL("drop table {}").format(_next(table)))
+            live_date = business_date if live else newest
+            cutoff = max(business_date, newest or business_date) - timedelta(days=settings.mart_retention_days)
+            for table in HISTORY:
+                _expire_history(cur, table, cutoff, keep={live_date} if live_date else set())
+            phases["swap_and_history"] = lap()
             for table in SWAPPED:
                 share = ((coverage["customers_known"], coverage["personalised_share"], coverage["fallback_share"])
                          if table == "customer_recommendations" else (None, None, None))
@@ -396,6 +431,7 @@ def publish_date(business_date: date, *, url: str | None = None, batch_size: int
                  force: bool = False, settings: Settings | None = None) -> Published:
     """The whole ``omnifuse_publish`` DAG's work in one process (benchmarks and tests): one champion lookup."""
     settings = settings or load_settings()
+    check_publishable_date(business_date, url)  # before scoring a date that may not be published
     version = champion_version(url)
     for batch in plan_batches(business_date, version, url, batch_size, settings=settings):
         score_batch(business_date, batch, version, url=url, batch_size=batch_size, settings=settings)

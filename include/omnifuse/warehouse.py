@@ -226,7 +226,8 @@ def transaction(url: str | None = None) -> Iterator[psycopg2.extensions.cursor]:
 
 
 def describe(url: str) -> str:
-    """A URL safe to print: the password is masked."""
+    """A URL safe to print: the password is masked (``user:***@``, and a ``password=`` parameter or keyword)."""
+    url = re.sub(r"(?i)\b(password\s*=\s*)('[^']*'|[^&\s]*)", r"\1***", url)
     parts = urlsplit(url)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
@@ -483,8 +484,11 @@ def ensure_bi_role(cur: psycopg2.extensions.cursor) -> None:
     ident = sql.Identifier(role)
     cur.execute("select 1 from pg_roles where rolname = %s", (role,))
     verb = "alter" if cur.fetchone() else "create"
+    # the password is hashed here (a SCRAM-SHA-256 verifier computed by libpq): the plain password never travels
+    # in SQL text, which statement logging, pg_stat_statements or a failed statement's error could record
+    verifier = psycopg2.extensions.encrypt_password(password, role, cur, "scram-sha-256")
     cur.execute(sql.SQL(verb + " role {} with login nosuperuser nocreatedb nocreaterole noinherit password {}").format(
-        ident, sql.Literal(password)))
+        ident, sql.Literal(verifier)))
     cur.execute(sql.SQL("grant connect on database {} to {}").format(
         sql.Identifier(cur.connection.info.dbname), ident))
     cur.execute(sql.SQL("grant usage on schema mart to {}").format(ident))
@@ -517,25 +521,6 @@ def status(settings: Settings | None = None) -> dict[str, object]:
             info["migrations_applied"] = count
             info["latest_migration"] = latest
     return info
-
-
-def ensure_partition(cur: psycopg2.extensions.cursor, parent: sql.Identifier, child: sql.Identifier,
-                     value: object) -> bool:
-    """Make ``child`` the list partition of ``parent`` for ``value`` if it is not yet; True when it created it.
-
-    ``create table … partition of`` takes an ACCESS EXCLUSIVE lock on the parent, held by a loading transaction
-    until it commits: every reader of every other partition would queue behind the load. A plain table attached
-    with ``attach partition`` takes only SHARE UPDATE EXCLUSIVE on the parent, which readers and writers never
-    wait for (the parent's indexes are attached to the new table's own on the way).
-    """
-    cur.execute("select to_regclass(%s)", (child.as_string(cur),))
-    if cur.fetchone()[0] is not None:
-        return False
-    cur.execute(sql.SQL("create table {} (like {} including defaults including constraints including generated)")
-                .format(child, parent))
-    cur.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
-        parent, child, sql.Literal(value)))
-    return True
 
 
 def copy_from(cur: psycopg2.extensions.cursor, statement: sql.Composable, stream: IO[Any]) -> None:

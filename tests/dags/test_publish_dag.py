@@ -28,7 +28,8 @@ def test_the_champion_is_resolved_once_and_handed_to_every_task(module):
     assert source.count("champion_version(") == 1  # the only lookup, in resolve_champion
 
 
-@pytest.mark.parametrize("error", ["recommendations.ModelArtifactError", "mart.PublishCheckError"])
+@pytest.mark.parametrize("error", ["recommendations.ModelArtifactError", "mart.PublishCheckError",
+                                   "business_date.BusinessDateError"])
 def test_errors_no_retry_can_fix_fail_at_once(module, error):
     import importlib
 

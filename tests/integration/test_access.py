@@ -258,6 +258,13 @@ def test_secrets_never_reach_alerts_cli_output_or_task_logs(clean_warehouse, mon
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert owner_secret not in out and bi_secret not in out
+    # `warehouse url` masks the password too (issue 23, finding 10), unless asked for it explicitly
+    url = [sys.executable, "-m", "omnifuse.cli", "warehouse", "url"]
+    done = subprocess.run(url, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and owner_secret not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert done.stdout.strip() == with_password.replace(owner_secret, "***")
+    done = subprocess.run([*url, "--show-password"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == with_password
 
     # in a task, Airflow's own secrets masker knows them (DEFAULT_ARGS on_execute_callback)
     from airflow.sdk._shared.secrets_masker.secrets_masker import redact
@@ -266,3 +273,52 @@ def test_secrets_never_reach_alerts_cli_output_or_task_logs(clean_warehouse, mon
     mask_secrets({})
     line = redact(f"connecting to {with_password} with {bi_secret}")
     assert owner_secret not in line and bi_secret not in line
+
+
+def _scram_matches(verifier: str, password: str) -> bool:
+    """Whether a SCRAM-SHA-256 verifier (``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>``, RFC 5802
+    as PostgreSQL stores it) was computed from ``password``."""
+    import base64
+    import hashlib
+    import hmac
+
+    method, iterations_salt, keys = verifier.split("$")
+    iterations, salt = iterations_salt.split(":")
+    stored_key = keys.split(":")[0]
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return method == "SCRAM-SHA-256" and base64.b64encode(hashlib.sha256(client_key).digest()).decode() == stored_key
+
+
+def test_the_bi_password_never_travels_as_sql_text(clean_warehouse, monkeypatch):
+    """Finding 10: migrations set the BI role's password as a SCRAM verifier computed client side, so no SQL text
+    the server receives (what statement logging, pg_stat_statements or an error report would record) holds the
+    password itself; the role's stored verifier is still that of the configured password."""
+    import secrets
+
+    class Recording(psycopg2.extensions.cursor):
+        """A real cursor that keeps the text of every statement it sent to the server."""
+
+        sent: list[str] = []
+
+        def execute(self, query, vars=None):  # noqa: A002 - psycopg2's own name
+            try:
+                return super().execute(query, vars)
+            finally:
+                Recording.sent.append((self.query or b"").decode())
+
+    secret = f"Bi-s3cret-{secrets.token_hex(6)}"
+    monkeypatch.setenv("OMNIFUSE_BI_PASSWORD", secret)
+    conn = warehouse.connect(clean_warehouse)
+    try:
+        with conn, conn.cursor(cursor_factory=Recording) as cur:
+            warehouse.ensure_bi_role(cur)  # what every `warehouse migrate` runs
+            cur.execute("select rolpassword from pg_authid where rolname = %s", (warehouse.bi_credentials()[0],))
+            verifier = cur.fetchone()[0]
+    finally:
+        conn.close()
+    role = warehouse.bi_credentials()[0]
+    assert any(f'role "{role}" with login' in q for q in Recording.sent)  # the statement setting the password
+    assert not [q for q in Recording.sent if secret in q]
+    assert _scram_matches(verifier, secret)  # the role's password is the configured one
+    assert not _scram_matches(verifier, secret + "x")

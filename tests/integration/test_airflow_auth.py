@@ -124,7 +124,7 @@ def test_the_dashboard_and_its_api_refuse_strangers(deployed):
     base, _, _ = deployed
     for path in ("/omnifuse/", "/omnifuse/api/freshness", "/omnifuse/api/model-performance",
                  "/omnifuse/api/data-quality", "/omnifuse/api/load-volumes", "/omnifuse/api/publish-coverage",
-                 "/omnifuse/api/recommendations/C0000001"):
+                 "/omnifuse/api/recommendations/C0000001", "/omnifuse/openapi.json", "/omnifuse/docs"):
         assert _request(base + path)[0] in (401, 403), path
         assert _request(base + path, token="not-a-token")[0] in (401, 403), path
 
@@ -142,6 +142,9 @@ def test_a_logged_in_user_sees_the_dashboard_read_as_the_bi_role(deployed):
     status, page = _request(f"{base}/omnifuse/", cookie=token)  # the browser's session cookie
     assert status == 200 and "omnifuse — models and data health" in page
     assert _request(f"{base}/omnifuse/api/recommendations/NOBODY", token=token)[0] == 404
+    status, schema = _request(f"{base}/omnifuse/openapi.json", token=token)  # the API's schema, behind the login
+    assert status == 200 and "/api/freshness" in json.loads(schema)["paths"]
+    assert _request(f"{base}/omnifuse/redoc")[0] in (401, 403, 404)  # not served
     with warehouse.transaction(owner_url) as cur:  # the dashboard's sessions were the BI role's
         cur.execute("select has_table_privilege(%s, 'core.interactions', 'select'), "
                     "has_function_privilege(%s, 'mart.pipeline_freshness()', 'execute')", (BI_ROLE, BI_ROLE))

@@ -14,9 +14,11 @@ from omnifuse.config import load_settings
 from omnifuse.daily import run_day
 from omnifuse.mart import PublishCheckError, publish_date, publish_mart
 from omnifuse.training_run import retrain
+from psycopg2 import sql
 
 DAYS = [date(2026, 11, 2) + timedelta(days=i) for i in range(3)]
 D = DAYS[-1]
+OLDER = DAYS[1]  # a date with data and a champion trained through it, older than the live D
 MART = ("customer_recommendations", "recommendation_contributions", "similar_products", "bought_together",
         "customer_segments", "channel_daily", "model_performance", "publish_log", "data_quality_daily",
         "customer_recommendations_history")
@@ -79,17 +81,15 @@ def test_readers_only_ever_see_a_complete_table_during_publish(published):
     threads = [threading.Thread(target=reader) for _ in range(2)]
     for t in threads:
         t.start()
-    publish_date(D + timedelta(days=1), url=published)  # same champion, next label: new rows are distinguishable
+    publish_date(D, url=published)  # a re-publish of the live date: the same customers, rows replaced
     stop.set()
     for t in threads:
         t.join()
-    publish_date(D, url=published, force=True)
     assert not errors, errors
     assert len(seen) > 10
     states = {(n, lo, hi) for n, lo, hi in seen}
-    assert all(lo == hi for _, lo, hi in states)
-    assert {lo for _, lo, _ in states} <= {D, D + timedelta(days=1)}
-    assert all(n == before for n, _, _ in states)  # same customers either way: never a partial table
+    assert {(lo, hi) for _, lo, hi in states} == {(D, D)}
+    assert all(n == before for n, _, _ in states)  # never a partial or an empty table
 
 
 def test_bi_role_reads_mart_only(published):
@@ -143,11 +143,20 @@ def test_failing_output_check_leaves_the_previous_table(published):
 
 
 def test_segments_are_stable_when_the_data_barely_changes(published):
+    """Tomorrow's segments (recency shifts by a day, nothing else) keep today's names: built for D + 1 in a
+    transaction that is rolled back (D + 1 has no data to publish)."""
+    from omnifuse.segments import build_segments
+
     q = "select customer_id, segment from mart.customer_segments"
     today = dict(_rows(published, q))
-    publish_mart(D + timedelta(days=1), url=published)  # one day later: recency shifts by a day, nothing else
-    tomorrow = dict(_rows(published, q))
-    publish_mart(D, url=published, force=True)
+    conn = warehouse.connect(published)
+    try:
+        with conn.cursor() as cur:
+            frame = build_segments(cur, D + timedelta(days=1), load_settings())
+        conn.rollback()
+    finally:
+        conn.close()
+    tomorrow = dict(zip(frame["customer_id"], frame["segment"], strict=True))
     same = sum(today[c] == tomorrow.get(c) for c in today) / len(today)
     assert len(set(today.values())) >= 3
     assert same >= 0.9, f"only {same:.0%} of customers kept their segment"
@@ -285,22 +294,22 @@ def test_a_missing_or_corrupt_artifact_fails_clearly_and_keeps_the_marts(publish
 
 
 def test_an_older_date_never_replaces_newer_marts_unless_forced(published):
-    newer = D + timedelta(days=1)
     live = "select distinct business_date from mart.customer_recommendations"
     try:
-        publish_mart(newer, url=published)
-        assert _rows(published, live) == [(newer,)]
-        summary = publish_mart(D, url=published)  # e.g. a backfill finishing after today's run
-        assert not summary["live"] and _rows(published, live) == [(newer,)]
+        assert _rows(published, live) == [(D,)]
+        summary = publish_mart(OLDER, url=published)  # e.g. a backfill finishing after today's run
+        assert not summary["live"] and _rows(published, live) == [(D,)]
         assert _rows(published, "select live, note like 'history only%%' from mart.publish_log "
                                 "where business_date = %s and table_name = 'mart.customer_recommendations' "
-                                "order by published_at desc limit 1", (D,)) == [(False, True)]
+                                "order by published_at desc limit 1", (OLDER,)) == [(False, True)]
         assert _rows(published, "select count(*) > 0 from mart.customer_recommendations_history "
-                                "where business_date = %s", (D,)) == [(True,)]
+                                "where business_date = %s", (OLDER,)) == [(True,)]
         assert _rows(published, "select count(*) from pg_tables where tablename like '%%__next'") == [(0,)]
+        forced = publish_mart(OLDER, url=published, force=True)
+        assert forced["live"] and _rows(published, live) == [(OLDER,)]
     finally:
-        forced = publish_mart(D, url=published, force=True)
-    assert forced["live"] and _rows(published, live) == [(D,)]
+        again = publish_mart(D, url=published)  # the newer date is live again, without force
+    assert again["live"] and _rows(published, live) == [(D,)]
 
 
 def test_one_run_serves_the_model_version_it_resolved_once(published):
@@ -372,22 +381,37 @@ def test_channel_daily_shows_gross_sales_returns_and_net_revenue(published):
 
 
 def test_segments_and_channel_metrics_skip_unusable_dates(published):
+    """A real failed gate (absurd quantities planted in the first day's staging partition) makes that date
+    unusable in the real core.usable_dates; the published segments and channel metrics then leave it out."""
+    from omnifuse.quality import QualityGateError, run_gate
+
     blocked = DAYS[0]
+    partition = sql.Identifier("staging", f"store_sales_p{blocked:%Y%m%d}")
+    only_then = ("select count(*) from (select customer_id from core.interactions where customer_id is not null "
+                 "group by 1 having bool_and(event_date = %s)) as c where c.customer_id in "
+                 "(select customer_id from mart.customer_segments)")
+    assert _rows(published, only_then, (blocked,))[0][0] > 0  # customers seen on the blocked date only
+    assert _rows(published, "select count(*) from mart.channel_daily where event_date = %s", (blocked,))[0][0] > 0
     with warehouse.transaction(published) as cur:
-        cur.execute("select pg_get_viewdef('core.usable_interactions'::regclass)")
-        assert "usable_dates" in cur.fetchone()[0]
-        cur.execute("alter view core.usable_interactions rename to usable_interactions_real")
-        cur.execute("create view core.usable_interactions as select * from core.usable_interactions_real "
-                    "where event_date <> %s", (blocked,))
+        cur.execute(sql.SQL("create table public.kept_quantities as select _source_file, _line_no, quantity from {} "
+                            "where _line_no < 5").format(partition))
+        cur.execute(sql.SQL("update {} set quantity = 80995 where _line_no < 5").format(partition))
     try:
+        with pytest.raises(QualityGateError, match="store_sales"):
+            run_gate("staging", blocked, url=published, run_id="blocked")
+        assert blocked not in {d for (d,) in _rows(published, "select event_date from core.usable_dates")}
         publish_mart(D, url=published)
         assert _rows(published, "select count(*) from mart.channel_daily where event_date = %s", (blocked,)) == [(0,)]
         assert _rows(published, "select count(*) > 0 from mart.channel_daily") == [(True,)]
+        assert _rows(published, only_then, (blocked,)) == [(0,)]
     finally:
         with warehouse.transaction(published) as cur:
-            cur.execute("drop view core.usable_interactions")
-            cur.execute("alter view core.usable_interactions_real rename to usable_interactions")
+            cur.execute(sql.SQL("update {} as s set quantity = k.quantity from public.kept_quantities as k "
+                                "where (s._source_file, s._line_no) = (k._source_file, k._line_no)").format(partition))
+            cur.execute("drop table public.kept_quantities")
+        run_gate("staging", blocked, url=published, run_id="unblocked")
         publish_mart(D, url=published)
+    assert blocked in {d for (d,) in _rows(published, "select event_date from core.usable_dates")}
 
 
 def test_a_customer_the_champion_does_not_know_gets_their_segments_favourites(published):
@@ -430,7 +454,7 @@ def test_published_lists_hold_new_products_unless_repeats_are_asked_for(publishe
     assert _rows(published, bought, (D,)) == [(0,)]
 
 
-# --- history by partition attach (issue 15) -----------------------------------------------------------------------
+# --- history by partition, live rows replaced in place (issues 15, 23) ---------------------------------------------
 
 def _history_partitions(url, table):
     return dict(_rows(url, "select pg_get_expr(c.relpartbound, c.oid), c.relname from pg_inherits i "
@@ -438,93 +462,99 @@ def _history_partitions(url, table):
                       (f"mart.{table}_history",)))
 
 
-def test_history_is_the_published_table_attached_not_a_copy(published):
-    """The live table is the history partition of its date; a newer date retires it, with the same rows, to
-    <table>_history_p<date>; re-publishing either date replaces that date's partition, never duplicates it."""
-    newer = D + timedelta(days=1)
+def _relation(url, name):
+    return _rows(url, "select to_regclass(%s)::oid", (f"mart.{name}",))[0][0]
+
+
+def test_history_keeps_each_dates_rows_and_the_live_table_stays_one_relation(published):
+    """Each date's rows are in its own history partition (<table>_history_p<date>, no index); the live table is
+    one relation, never a partition, whose rows a publish replaces; re-publishing a date replaces its history
+    rows inside the same partition, never duplicates them."""
     recs = "select * from mart.customer_recommendations order by customer_id, rank"
-    hist = ("select business_date, customer_id, rank, product_id, score, reason, contributing_models, model_version, "
-            "source, evidence_product_id from mart.customer_recommendations_history where business_date = %s "
-            "order by customer_id, rank")
-    live_cols = ("select business_date, customer_id, rank, product_id, score, reason, contributing_models, "
-                 "model_version, source, evidence_product_id from mart.customer_recommendations "
-                 "order by customer_id, rank")
+    hist = "select * from mart.customer_recommendations_history where business_date = %s order by customer_id, rank"
     segments = "select * from mart.customer_segments order by customer_id"
     publish_mart(D, url=published)
-    live_d, segments_d = _rows(published, live_cols), _rows(published, segments)
+    live_d, segments_d = _rows(published, recs), _rows(published, segments)
+    relations = {t: _relation(published, t) for t in (*HISTORY_TABLES, "channel_daily")}
     try:
         for table in HISTORY_TABLES:
-            assert _history_partitions(published, table)[f"FOR VALUES IN ('{D}')"] == table
+            assert _history_partitions(published, table)[f"FOR VALUES IN ('{D}')"] == f"{table}_history_p{D:%Y%m%d}"
+            assert table not in _history_partitions(published, table).values()
         assert _rows(published, hist, (D,)) == live_d
-
-        publish_mart(newer, url=published)
-        for table in HISTORY_TABLES:
-            parts = _history_partitions(published, table)
-            assert parts[f"FOR VALUES IN ('{newer}')"] == table
-            assert parts[f"FOR VALUES IN ('{D}')"] == f"{table}_history_p{D:%Y%m%d}"
-        assert _rows(published, hist, (D,)) == live_d  # the retired live table, rows untouched
         assert _rows(published, "select * from mart.customer_segments_history where business_date = %s "
                                 "order by customer_id", (D,)) == segments_d
         assert _rows(published, "select count(*) from pg_indexes where tablename = %s",
                      (f"customer_recommendations_history_p{D:%Y%m%d}",)) == [(0,)]  # history keeps no index
-        newer_rows = _rows(published, recs)
+        partition_d = _relation(published, f"customer_recommendations_history_p{D:%Y%m%d}")
 
-        publish_mart(newer, url=published)  # re-publishing the live date: its partition is replaced
-        assert _rows(published, recs) == newer_rows
+        summary = publish_mart(OLDER, url=published, force=True)
+        assert summary["live"]
+        older_rows = _rows(published, recs)
+        assert older_rows != live_d and {r[0] for r in older_rows} == {OLDER}
+        assert _rows(published, hist, (OLDER,)) == older_rows and _rows(published, hist, (D,)) == live_d
+        publish_mart(OLDER, url=published, force=True)  # re-publishing the live date
+        assert _rows(published, recs) == older_rows
         assert _rows(published, "select count(*) from mart.customer_recommendations_history "
-                                "where business_date = %s", (newer,)) == [(len(newer_rows),)]
-        summary = publish_mart(D, url=published)  # history only: the older date's partition is replaced
-        assert not summary["live"] and _rows(published, recs) == newer_rows
-        assert _rows(published, hist, (D,)) == live_d
-        for table in HISTORY_TABLES:
-            assert _history_partitions(published, table)[f"FOR VALUES IN ('{D}')"] == f"{table}_history_p{D:%Y%m%d}"
+                                "where business_date = %s", (OLDER,)) == [(len(older_rows),)]
+        summary = publish_mart(D, url=published)  # the newer date again: live, its history rows replaced in place
+        assert summary["live"] and _rows(published, recs) == live_d and _rows(published, hist, (D,)) == live_d
+        assert _relation(published, f"customer_recommendations_history_p{D:%Y%m%d}") == partition_d
+        assert {t: _relation(published, t) for t in relations} == relations  # live tables: same relations
         assert _rows(published, "select count(*) from pg_tables where tablename like '%%\\_\\_next' "
                                 "or tablename like '%%\\_\\_old'") == [(0,)]
+        # comments and the BI role's access are those of the same tables
+        comment = _rows(published, "select obj_description('mart.customer_recommendations'::regclass, 'pg_class')")
+        assert comment[0][0] and "Top-K" in comment[0][0]
     finally:
-        publish_mart(D, url=published, force=True)
-    # forced back: D is live (and its own history partition) again, newer stays in history
-    assert _rows(published, live_cols) == live_d
-    parts = _history_partitions(published, "customer_recommendations")
-    assert parts[f"FOR VALUES IN ('{D}')"] == "customer_recommendations"
-    assert parts[f"FOR VALUES IN ('{newer}')"] == f"customer_recommendations_history_p{newer:%Y%m%d}"
+        publish_mart(D, url=published)
 
 
 def test_history_partitions_past_retention_are_dropped(published, monkeypatch):
-    later = D + timedelta(days=3)
+    for day in DAYS[:2]:
+        publish_mart(day, url=published, force=True)
     monkeypatch.setenv("OMNIFUSE_MART_RETENTION_DAYS", "1")
     try:
-        publish_mart(later, url=published)
+        publish_mart(D, url=published)
         dates = _rows(published, "select distinct business_date from mart.customer_recommendations_history")
-        assert {d for (d,) in dates} == {later}  # D and D+1 are older than later - 1
+        assert {d for (d,) in dates} == {DAYS[1], D}  # DAYS[0] is older than D - 1
+        # a forced older date goes live and keeps its history, whatever the retention
+        publish_mart(DAYS[0], url=published, force=True)
+        dates = _rows(published, "select distinct business_date from mart.customer_recommendations_history")
+        assert {d for (d,) in dates} == {DAYS[0], DAYS[1], D}
     finally:
         monkeypatch.delenv("OMNIFUSE_MART_RETENTION_DAYS")
-        publish_mart(D, url=published, force=True)
+        publish_mart(D, url=published)
     assert _rows(published, "select distinct business_date from mart.customer_recommendations") == [(D,)]
 
 
-def test_migration_0017_turns_a_copied_history_into_an_attached_one(published):
-    """A warehouse published the old way (live table apart, its date copied into history) is converted."""
+def test_migration_0030_takes_the_live_table_out_of_its_history(published):
+    """A warehouse published the 0017 way (the live table attached as its date's history partition) is
+    converted: the live table stands apart with the same rows, its date's history is a partition of its own."""
     from omnifuse.warehouse import migrations
 
-    migration = next(m for m in migrations() if m.version == 17)
+    migration = next(m for m in migrations() if m.version == 30)
     live = _rows(published, "select * from mart.customer_recommendations order by customer_id, rank")
-    with warehouse.transaction(published) as cur:  # back to the old layout: the live date's history is a copy
+    with warehouse.transaction(published) as cur:  # back to the 0017 layout
         for table in HISTORY_TABLES:
             part = f"{table}_history_p{D:%Y%m%d}"
-            cur.execute(f"alter table mart.{table}_history detach partition mart.{table}")  # noqa: S608 - fixed
-            cur.execute(f"alter table mart.{table} drop constraint {table}_one_date")  # noqa: S608
-            cur.execute(f"create table mart.{part} partition of mart.{table}_history for values in ('{D}')")  # noqa: S608
-            cur.execute(f"insert into mart.{part} select * from mart.{table}")  # noqa: S608
+            cur.execute(f"alter table mart.{table}_history detach partition mart.{part}")  # noqa: S608 - fixed
+            cur.execute(f"drop table mart.{part}")  # noqa: S608
+            cur.execute(f"alter table mart.{table} add constraint {table}_one_date check (business_date = '{D}')")  # noqa: S608
+            cur.execute(f"alter table mart.{table}_history attach partition mart.{table} for values in ('{D}')")  # noqa: S608
     with warehouse.transaction(published) as cur:
         cur.execute(migration.text)
     for table in HISTORY_TABLES:
-        assert _history_partitions(published, table)[f"FOR VALUES IN ('{D}')"] == table
-        assert _rows(published, "select count(*) from pg_tables where tablename = %s",
-                     (f"{table}_history_p{D:%Y%m%d}",)) == [(0,)]
+        assert _history_partitions(published, table)[f"FOR VALUES IN ('{D}')"] == f"{table}_history_p{D:%Y%m%d}"
+        assert _rows(published, "select relispartition from pg_class where oid = %s::regclass",
+                     (f"mart.{table}",)) == [(False,)]
+        assert _rows(published, "select count(*) from pg_constraint where conname = %s and conrelid = %s::regclass",
+                     (f"{table}_one_date", f"mart.{table}")) == [(0,)]  # the live table takes any date
     assert _rows(published, "select * from mart.customer_recommendations order by customer_id, rank") == live
-    publish_mart(D, url=published)  # and publishing goes on from there
-    assert _rows(published, "select count(*) from mart.customer_recommendations_history where business_date = %s",
-                 (D,)) == [(len(live),)]
+    assert _rows(published, "select * from mart.customer_recommendations_history where business_date = %s "
+                            "order by customer_id, rank", (D,)) == live
+    publish_mart(OLDER, url=published, force=True)  # and publishing goes on from there
+    publish_mart(D, url=published)
+    assert _rows(published, "select * from mart.customer_recommendations order by customer_id, rank") == live
 
 
 @pytest.mark.parametrize(("plant", "check"), [
@@ -569,3 +599,188 @@ def test_model_performance_shows_each_base_models_tuned_choice(published):
     # fusion variants have no grid: their rows carry no tuning
     assert _rows(published, "select count(*) from mart.model_performance where model_name like 'fusion%%' "
                             "and params is not null") == [(0,)]
+
+
+# --- trust, round two (issue 23: findings 2 and 3, scenarios 10 and 14) ------------------------------------------
+
+#: every table a publish writes that BI reads: the swapped ones and the history
+PUBLISHED = ("customer_recommendations", "recommendation_contributions", "similar_products", "bought_together",
+             "customer_segments", "channel_daily", "model_performance", "customer_recommendations_history",
+             "customer_segments_history")
+DIGESTS = "select " + ", ".join(
+    f"(select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from mart.{t} as t)"  # noqa: S608
+    for t in PUBLISHED)
+
+
+def _digests(url) -> tuple:
+    return tuple(_rows(url, DIGESTS)[0])
+
+
+def test_readers_at_every_isolation_level_see_the_old_marts_or_the_new_never_half_or_empty(published):
+    """Scenario 14 and finding 2: during a publish, READ COMMITTED readers see every mart table's old rows or new
+    rows (one statement reads them all: never a mix), and REPEATABLE READ / SERIALIZABLE transactions whose
+    snapshot predates the publish (extractors, pg_dump) keep reading the old rows after it commits."""
+    old = _digests(published)
+    counts = "select " + ", ".join(f"(select count(*) from mart.{t})" for t in PUBLISHED)  # noqa: S608
+    old_counts = tuple(_rows(published, counts)[0])
+    snapshots = []
+    for level in ("repeatable read", "serializable"):
+        conn = psycopg2.connect(published)
+        conn.set_session(isolation_level=level, readonly=True)
+        with conn.cursor() as cur:
+            cur.execute("select count(*) from mart.publish_log")  # the snapshot is taken: before the publish
+        snapshots.append(conn)
+    seen, errors, stop = [], [], threading.Event()
+
+    def poll():
+        conn = psycopg2.connect(published)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                while not stop.is_set():
+                    cur.execute(DIGESTS)
+                    seen.append(tuple(cur.fetchone()))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    pollers = [threading.Thread(target=poll) for _ in range(2)]
+    try:
+        for t in pollers:
+            t.start()
+        publish_mart(OLDER, url=published, force=True)  # other rows in every table but model_performance
+        stop.set()
+        for t in pollers:
+            t.join()
+        new = _digests(published)
+        for conn in snapshots:
+            with conn.cursor() as cur:
+                cur.execute(counts)
+                assert tuple(cur.fetchone()) == old_counts, conn.isolation_level
+                cur.execute(DIGESTS)
+                assert tuple(cur.fetchone()) == old, conn.isolation_level
+    finally:
+        stop.set()
+        for conn in snapshots:
+            conn.rollback()
+            conn.close()
+        publish_mart(D, url=published)
+    assert not errors, errors
+    assert len(seen) >= 2
+    changed = [t for t, a, b in zip(PUBLISHED, old, new, strict=True) if a != b]
+    assert set(changed) >= {"customer_recommendations", "customer_segments", "channel_daily"}, changed
+    assert set(seen) <= {old, new}, "a reader saw a mix of old and new tables"
+    assert _digests(published)[0] == old[0]  # publishing D again restores its recommendations
+
+
+def test_two_publishes_of_one_date_at_once_equal_one(published):
+    """Scenario 10 (publish part): two publishes of the live date started at once in two threads both succeed
+    (serialized by the publish lock, no deadlock, nothing retried away) and leave the marts as one publish does."""
+    old = _digests(published)
+    logged = "select count(*) from mart.publish_log where business_date = %s"
+    logged_before = _rows(published, logged, (D,))[0][0]
+    start, results, errors = threading.Barrier(2), [], []
+
+    def run():
+        start.wait()
+        try:
+            results.append(publish_mart(D, url=published))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(results) == 2 and all(r["live"] for r in results)
+    assert _digests(published) == old
+    assert _rows(published, logged, (D,))[0][0] == logged_before + 2 * len(results[0]["rows"])
+    assert _rows(published, "select count(*) from pg_tables where tablename like '%%\\_\\_next'") == [(0,)]
+
+
+def test_a_publish_for_a_date_beyond_the_data_or_the_champion_is_refused_and_keeps_history(published):
+    """Finding 3: a date a month ahead (a typo in the conf), or a day beyond the data, is refused before anything is
+    built: the marts and their history stay, and the real date still publishes live afterwards. A date with data
+    but no retrain through it is refused too."""
+    before = _marts(published)
+    for wrong in (D + timedelta(days=31), D + timedelta(days=1)):
+        with pytest.raises(RuntimeError, match=f"business date {wrong} refused.*core.usable_dates") as refused:
+            publish_mart(wrong, url=published)
+        assert type(refused.value).__name__ == "BusinessDateError"  # the DAG fails it at once
+        with pytest.raises(RuntimeError, match=f"business date {wrong} refused"):
+            publish_date(wrong, url=published)
+        assert _marts(published) == before
+    assert publish_mart(D, url=published)["live"]  # not frozen: the real date goes live
+    with warehouse.transaction(published) as cur:  # as if D's retrain never ran: the newest judged is D - 1
+        cur.execute("update ml.model_registry set business_date = business_date - 1 where business_date = %s "
+                    "returning model_version", (D,))
+        moved = [v for (v,) in cur.fetchall()]
+    try:
+        assert moved
+        with pytest.raises(RuntimeError, match=f"business date {D} refused.*no champion was trained"):
+            publish_mart(D, url=published)
+    finally:
+        with warehouse.transaction(published) as cur:
+            cur.execute("update ml.model_registry set business_date = %s where model_version = any(%s)", (D, moved))
+    assert _rows(published, "select count(*) from mart.customer_recommendations_history where business_date = %s",
+                 (D,))[0][0] > 0
+
+
+def test_a_long_bi_transaction_neither_blocks_a_publish_nor_is_blocked_by_it(published):
+    """A BI session that read a mart table and keeps its transaction open (a slow dashboard, an extract) holds an
+    ACCESS SHARE lock on it: a publish replacing the rows does not wait for it (renaming did, up to its retries)."""
+    import time
+
+    reader = psycopg2.connect(warehouse.bi_url(published))
+    try:
+        with reader.cursor() as cur:
+            cur.execute("select count(*) from mart.customer_recommendations")
+            count = cur.fetchone()[0]
+            started = time.perf_counter()
+            summary = publish_mart(D, url=published)
+            assert summary["live"] and time.perf_counter() - started < 60
+            cur.execute("select count(*) from mart.customer_recommendations")  # and it reads on
+            assert cur.fetchone()[0] == count
+    finally:
+        reader.rollback()
+        reader.close()
+
+
+def test_a_live_date_beyond_the_data_does_not_freeze_publishing(published):
+    """A warehouse where a wrong date went live before dates were checked (finding 3): the real date is not
+    demoted to history only by the monotonic guard; it goes live and says what it replaced."""
+    stray = D + timedelta(days=31)
+    with warehouse.transaction(published) as cur:
+        cur.execute("insert into mart.publish_log (business_date, table_name, model_version, rows_published, "
+                    "swap_lock_ms, live) values (%s, 'mart.customer_recommendations', 'typo', 0, 0, true)", (stray,))
+    try:
+        summary = publish_mart(D, url=published)
+        assert summary["live"] and summary["note"] == f"replaced {stray}, a date beyond the usable data"
+        assert _rows(published, "select distinct business_date from mart.customer_recommendations") == [(D,)]
+        assert publish_mart(OLDER, url=published)["live"] is False  # the guard works on from the real date
+    finally:
+        with warehouse.transaction(published) as cur:
+            cur.execute("delete from mart.publish_log where business_date = %s", (stray,))
+
+
+def test_expired_history_that_a_reader_holds_is_left_for_the_next_publish(published, monkeypatch):
+    """Dropping an expired history partition needs an ACCESS EXCLUSIVE lock on the history table: while a BI
+    transaction holds it, the publish goes on without waiting (the drop is retried by the next publish)."""
+    history = "select distinct business_date from mart.customer_recommendations_history"
+    publish_mart(DAYS[0], url=published, force=True)
+    publish_mart(D, url=published)
+    monkeypatch.setenv("OMNIFUSE_MART_RETENTION_DAYS", "1")
+    reader = psycopg2.connect(warehouse.bi_url(published))
+    try:
+        with reader.cursor() as cur:
+            cur.execute("select count(*) from mart.customer_recommendations_history")
+            assert publish_mart(D, url=published)["live"]
+            assert DAYS[0] in {d for (d,) in _rows(published, history)}  # not dropped under the reader
+    finally:
+        reader.rollback()
+        reader.close()
+    publish_mart(D, url=published)
+    assert DAYS[0] not in {d for (d,) in _rows(published, history)}  # dropped once nobody reads
