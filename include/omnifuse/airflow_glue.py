@@ -190,6 +190,7 @@ PERMANENT_ERRORS: frozenset[str] = frozenset({
     "omnifuse.landing_csv.MappingError",  # a column mapping that cannot be read: fix _mappings/<source>.toml
     "omnifuse.quality.QualityGateError",  # a failed gate: its verdict will not change by asking again
     "omnifuse.mart.PublishCheckError",  # an output check failed: the scored rows are wrong
+    "omnifuse.business_date.BusinessDateError",  # a date beyond the data or the champion: fix the trigger's conf
     "omnifuse.fusion.LeakageError",
     "omnifuse.recommendations.ModelArtifactError",  # a missing or corrupt model artifact
     "omnifuse.artifacts.ArtifactError",

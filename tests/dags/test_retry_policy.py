@@ -17,6 +17,7 @@ def _action(exc: BaseException) -> RetryAction:
 
 def _permanent():
     from omnifuse.ingest import LandingError
+    from omnifuse.business_date import BusinessDateError
     from omnifuse.landing_csv import MappingError
     from omnifuse.mart import PublishCheckError
     from omnifuse.quality import QualityGateError
@@ -32,7 +33,9 @@ def _permanent():
             # a cleared task of a gated run: its artifacts are never rewritten (issue 23, finding 10)
             RegisteredRunError("train_ease of retrain_20261104: the run is already gated"),
             # a mapping naming a decompressor as its encoding: no retry reads it otherwise (issue 23, finding 5)
-            MappingError("_mappings/store.toml: [csv] encoding 'bz2_codec' is not a text encoding")]
+            MappingError("_mappings/store.toml: [csv] encoding 'bz2_codec' is not a text encoding"),
+            # a publish triggered for a date beyond the data (issue 23, finding 3)
+            BusinessDateError("2026-12-05 is beyond the newest usable date 2026-11-04")]
 
 
 @pytest.mark.parametrize("exc", _permanent(), ids=lambda e: type(e).__name__)
