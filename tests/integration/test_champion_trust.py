@@ -61,8 +61,12 @@ def test_publish_without_a_champion_fails_at_once_saying_what_to_run(shop):
         champion_version(shop)
     assert _fail_at_once(caught.value), "no retry makes a champion appear: the task must fail at once"
     assert "omnifuse_retrain" in str(caught.value)
-    with pytest.raises(registry.NoChampionError):
+    from omnifuse.business_date import BusinessDateError
+
+    # publishing checks the date first: no retrain through it (and so no champion) fails at once, naming the DAG
+    with pytest.raises((registry.NoChampionError, BusinessDateError), match="omnifuse_retrain") as refused:
         publish_date(D, url=shop)
+    assert _fail_at_once(refused.value)
 
 
 def test_a_first_run_that_does_not_beat_popularity_still_gives_the_shop_a_champion(shop, monkeypatch):
@@ -195,11 +199,38 @@ def test_two_processes_over_different_physical_row_orders_publish_the_same_lists
     first, lists, metrics = _retrain_and_publish_elsewhere(shop, "order_a")
     with warehouse.transaction(shop) as cur:
         cur.execute("select setseed(0.17)")
-        cur.execute("with moved as (delete from core.interactions returning *) "
-                    "insert into core.interactions select * from moved order by random()")
-        cur.execute("select count(*) from core.interactions")
+        for table in ("core.interactions", "core.validated_interactions"):  # the working and the validated build
+            cur.execute(f"with moved as (delete from {table} returning *) "
+                        f"insert into {table} select * from moved order by random()")
+        cur.execute("select count(*) from core.usable_interactions")
         assert cur.fetchone()[0] > 1000
     second, lists_b, metrics_b = _retrain_and_publish_elsewhere(shop, "order_b")
     assert first["run_id"] != second["run_id"] and first["params"] == second["params"]
     assert len(lists) > 1000 and lists_b == lists
     assert metrics_b == metrics
+
+
+def test_two_retrains_and_publishes_of_one_date_at_once_register_two_versions_and_one_champion(shop):
+    """Scenario 10: retrain and publish of one date started twice at the same moment, in two processes, with no
+    retry of any kind: both succeed, each writes its own version with the same metrics (same data and seed), the
+    registry holds one champion, and the live marts are one complete publish of one of them."""
+    procs = [subprocess.Popen([sys.executable, "-c", _RETRAIN_AND_PUBLISH, shop, D.isoformat(), tag,
+                               ",".join(ORDER_MODELS)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=os.environ.copy()) for tag in ("twin_a", "twin_b")]
+    outputs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-3000:] for _, err in outputs]
+    runs = [json.loads(out.strip().splitlines()[-1])["run_id"] for out, _ in outputs]
+    assert len(set(runs)) == 2
+    with warehouse.transaction(shop) as cur:
+        metrics = []
+        for run_id in runs:
+            cur.execute("select model_name, metric, k, slice, value from ml.model_metrics where run_id = %s "
+                        "order by 1, 2, 3, 4", (run_id,))
+            metrics.append(cur.fetchall())
+        cur.execute("select count(*) from ml.model_registry where status = 'champion'")
+        champions = cur.fetchone()[0]
+        cur.execute("select distinct model_version from mart.customer_recommendations")
+        live = [v for (v,) in cur.fetchall()]
+    assert metrics[0] and metrics[0] == metrics[1]
+    assert champions == 1
+    assert len(live) == 1 and live[0] in runs
