@@ -359,12 +359,13 @@ def test_a_retried_batch_never_duplicates(published):
 # --- returns and usable dates (issue 11 part 2, issue 16 finding 2) -----------------------------------------------
 
 def test_channel_daily_shows_gross_sales_returns_and_net_revenue(published):
-    with warehouse.transaction(published) as cur:  # a purchase returned in full, as the lead's ingest records it
-        cur.execute("insert into core.interactions select event_date, channel, event_key || ':return', customer_id, "
-                    "identifier_type, identifier, attribution, product_id, 'return', event_ts, -quantity, -revenue, "
-                    "session_key, store_id, is_late, source_table, _arrival_date, _source_file, _line_no "
-                    "from core.interactions where event_type = 'purchase' and revenue > 0 and event_date = %s "
-                    "order by event_key limit 1 returning channel, -revenue", (D,))
+    # a purchase returned in full, as the ingest records it, in the validated build that every reader reads
+    with warehouse.transaction(published) as cur:
+        cur.execute("insert into core.validated_interactions select event_date, channel, event_key || ':return', "
+                    "customer_id, identifier_type, identifier, attribution, product_id, 'return', event_ts, "
+                    "-quantity, -revenue, session_key, store_id, is_late, source_table, _arrival_date, _source_file, "
+                    "_line_no from core.validated_interactions where event_type = 'purchase' and revenue > 0 "
+                    "and event_date = %s order by event_key limit 1 returning channel, -revenue", (D,))
         channel, returned = cur.fetchone()
     try:
         publish_mart(D, url=published)
@@ -376,7 +377,7 @@ def test_channel_daily_shows_gross_sales_returns_and_net_revenue(published):
                      ) == [(0,)]
     finally:
         with warehouse.transaction(published) as cur:
-            cur.execute("delete from core.interactions where event_type = 'return'")
+            cur.execute("delete from core.validated_interactions where event_type = 'return'")
         publish_mart(D, url=published)
 
 
