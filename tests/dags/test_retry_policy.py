@@ -16,8 +16,8 @@ def _action(exc: BaseException) -> RetryAction:
 
 
 def _permanent():
-    from omnifuse.ingest import LandingError
     from omnifuse.business_date import BusinessDateError
+    from omnifuse.ingest import LandingError
     from omnifuse.landing_csv import MappingError
     from omnifuse.mart import PublishCheckError
     from omnifuse.quality import QualityGateError
