@@ -39,6 +39,7 @@ def pipeline(tiny_world, warehouse_url, tmp_path_factory):
     # the retrain DAG tunes nothing beyond each model's defaults (as test_retrain.py): the default budget (300 s)
     # ran every grid point of every model, two-tower's 3,000-step one included, and nothing here asserts on them
     mp.setenv("OMNIFUSE_TUNING_BUDGET_S", "0")
+    mp.setenv("OMNIFUSE_DATA_DOCS", "always")  # the product's default (tests/conftest.py sets on_failure)
     with warehouse.transaction(warehouse_url) as cur:
         cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
     warehouse.migrate(warehouse_url)
@@ -67,6 +68,8 @@ def test_ingest_retrain_publish_all_succeed_and_chain_by_assets(pipeline):
     for part in ("staging.web_events", "core.interactions", "fused_with_rules", "champion: retrain_",
                  "mart.customer_recommendations"):
         assert part in summary, summary
+    for gate in ("staging", "core"):  # passing gates render their Data Docs (OMNIFUSE_DATA_DOCS=always)
+        assert (load_settings().state_dir / "data_docs" / gate / D.isoformat() / "index.html").exists(), gate
 
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
