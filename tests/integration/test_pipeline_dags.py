@@ -36,9 +36,6 @@ def pipeline(tiny_world, warehouse_url, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("OMNIFUSE_LANDING_DIR", str(tiny_world))
     mp.setenv("OMNIFUSE_MODEL_STORE", str(tmp_path_factory.mktemp("models")))
-    # the retrain DAG tunes nothing beyond each model's defaults (as test_retrain.py): the default budget (300 s)
-    # ran every grid point of every model, two-tower's 3,000-step one included, and nothing here asserts on them
-    mp.setenv("OMNIFUSE_TUNING_BUDGET_S", "0")
     mp.setenv("OMNIFUSE_DATA_DOCS", "always")  # the product's default (tests/conftest.py sets on_failure)
     with warehouse.transaction(warehouse_url) as cur:
         cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
