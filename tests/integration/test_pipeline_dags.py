@@ -36,9 +36,11 @@ def pipeline(tiny_world, warehouse_url, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("OMNIFUSE_LANDING_DIR", str(tiny_world))
     mp.setenv("OMNIFUSE_MODEL_STORE", str(tmp_path_factory.mktemp("models")))
+    mp.setenv("OMNIFUSE_DATA_DOCS", "always")  # the product's default (tests/conftest.py sets on_failure)
     with warehouse.transaction(warehouse_url) as cur:
         cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
     warehouse.migrate(warehouse_url)
+    shutil.rmtree(load_settings().state_dir / "data_docs", ignore_errors=True)  # pages only these runs render
     STARTED["at"] = datetime.now(UTC)
     states = {"ingest": run_ingest_days(DAYS, load_settings())}
     states["retrain"] = run_dag_days("omnifuse_retrain", [D], load_settings())
@@ -64,6 +66,8 @@ def test_ingest_retrain_publish_all_succeed_and_chain_by_assets(pipeline):
     for part in ("staging.web_events", "core.interactions", "fused_with_rules", "champion: retrain_",
                  "mart.customer_recommendations"):
         assert part in summary, summary
+    for gate in ("staging", "core"):  # passing gates render their Data Docs (OMNIFUSE_DATA_DOCS=always)
+        assert (load_settings().state_dir / "data_docs" / gate / D.isoformat() / "index.html").exists(), gate
 
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session

@@ -28,18 +28,20 @@ def _drain(rows) -> None:
 
 
 def test_csv_rows_peak_memory_does_not_grow_with_the_file(tmp_path, monkeypatch):
-    monkeypatch.setenv(ingest.BLOCK_MB_ENV, "0.25")
+    # 64 KiB blocks and files of 0.27 and 2.2 MB: the peak is set by the block size (about 27 blocks' worth), so
+    # this is the 0.25 MiB / 1 and 8 MiB geometry scaled down 4x (160,000 traced rows took most of a minute)
+    monkeypatch.setenv(ingest.BLOCK_MB_ENV, "0.0625")
     record = b'r%d,1,S01,,SKU000001,2,"1.50",EUR,2026-11-02 10:00:00\n'
     peaks = {}
-    for records in (20_000, 160_000):  # about 1 MiB and 8 MiB
+    for records in (5_000, 40_000):  # about 0.27 MB and 2.2 MB
         path = tmp_path / f"pos-{records}.csv"
         path.write_bytes(HEADER + b"".join(record % i for i in range(records)))
         lf = ingest.LandedFile(path, f"store/2026-11-02/{path.name}", path.stat().st_size, "x", records)
         stats = ingest.FileLoad()
         peaks[records] = _peak(lambda lf=lf, stats=stats: _drain(ingest._csv_rows(lf, sources.get("store"), D, stats)))
         assert stats.lines == records
-    assert peaks[160_000] < 8 << 20  # well under the file's size
-    assert peaks[160_000] < 2 * peaks[20_000]
+    assert peaks[40_000] < 2 << 20  # under the file's size
+    assert peaks[40_000] < 2 * peaks[5_000]
 
 
 def test_ndjson_rows_peak_memory_does_not_grow_with_the_file(tmp_path, monkeypatch):
