@@ -276,7 +276,8 @@ PEERS: dict[str, Callable[[History, object], Scorer]] = {
 
 def top_k(scorer: Scorer, x: sp.csr_matrix, rows: np.ndarray, exclude_bought: bool, k: int = K,
           batch: int = 512) -> np.ndarray:
-    """Top-``k`` item indices per user row; items the user bought in ``x`` excluded when ``exclude_bought``."""
+    """Top-``k`` item indices per user row; items the user bought in ``x`` excluded when ``exclude_bought``
+    (-1 where fewer than ``k`` items are left)."""
     k = min(k, x.shape[1] - 1)
     out = np.empty((len(rows), k), dtype=np.int64)
     for lo in range(0, len(rows), batch):
@@ -287,7 +288,9 @@ def top_k(scorer: Scorer, x: sp.csr_matrix, rows: np.ndarray, exclude_bought: bo
             scores[bought[0], bought[1]] = -np.inf
         idx = np.argpartition(-scores, k, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(scores, idx, axis=1), axis=1, kind="stable")
-        out[lo:lo + batch] = np.take_along_axis(idx, order, axis=1)
+        idx = np.take_along_axis(idx, order, axis=1)
+        idx[np.isneginf(np.take_along_axis(scores, idx, axis=1))] = -1  # excluded items never fill a list
+        out[lo:lo + batch] = idx
     return out
 
 
@@ -333,7 +336,7 @@ def scorer_recs(scorer: Scorer, h: History, customers: list[str], protocol: str)
     rows = np.array([index[c] for c in customers], dtype=np.int64)
     top = top_k(scorer, h.x, rows, exclude_bought=protocol == "new")
     item_ids = np.array(h.items, dtype=object)
-    return {c: item_ids[t].tolist() for c, t in zip(customers, top, strict=True)}
+    return {c: item_ids[t[t >= 0]].tolist() for c, t in zip(customers, top, strict=True)}
 
 
 def _grid(name: str, chosen: dict[str, object]) -> list:
