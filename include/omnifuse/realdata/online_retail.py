@@ -85,6 +85,9 @@ import pandas as pd
 
 from omnifuse.generate.writers import write_csv, write_gzip_lines, write_manifest
 
+#: Where the 2009-2010 file is on the development machine (see the module's docstring).
+DEFAULT_SRC = Path("/work/data/online_retail_ii/online_retail_ii_2009_2010.csv.gz")
+
 #: The data set's column → our name. Older release names are mapped first (see :data:`ALIASES`).
 COLUMNS = {
     "Invoice": "invoice", "StockCode": "sku", "Description": "description", "Quantity": "quantity",
@@ -239,18 +242,25 @@ def pos_rows(day: pd.DataFrame, options: ConvertOptions) -> list[list[object]]:
 def product_state(lines: pd.DataFrame, state: pd.DataFrame | None = None) -> pd.DataFrame:
     """The catalog known after ``lines`` (in time order), updating ``state``.
 
-    Index ``sku``; columns ``name`` (latest non-empty description), ``price`` (latest positive price) and
-    ``last_price`` (latest price). Products seen only with empty descriptions get their code as name.
+    Index ``sku``; columns ``name`` (latest non-empty description), ``price`` (latest positive price),
+    ``last_price`` (latest price) and, when ``lines`` has a ``category`` column, ``category`` (latest non-empty).
+    Products seen only with empty descriptions get their code as name.
     """
     named = lines[lines["description"] != ""].groupby("sku", sort=False)["description"].last().rename("name")
     positive = lines[lines["price"] > 0].groupby("sku", sort=False)["price"].last().rename("price")
     last = lines.groupby("sku", sort=False)["price"].last().rename("last_price")
-    update = pd.concat([named, positive, last], axis=1)
+    parts = [named, positive, last]
+    columns = ["name", "price", "last_price"]
+    if "category" in lines.columns:  # data sets that ship a category (else :func:`category_of` the name)
+        known = lines[lines["category"] != ""]
+        parts.append(known.groupby("sku", sort=False)["category"].last().rename("category"))
+        columns.append("category")
+    update = pd.concat(parts, axis=1)
     if state is None or state.empty:
         merged = update
     else:
         merged = update.combine_first(state)
-    merged = merged.reindex(columns=["name", "price", "last_price"])
+    merged = merged.reindex(columns=columns)
     merged["name"] = merged["name"].where(merged["name"].notna(), merged.index.to_series())
     return merged.sort_index()
 
@@ -259,9 +269,15 @@ def catalog_rows(state: pd.DataFrame, options: ConvertOptions) -> list[list[obje
     """``products.csv`` rows of a catalog state (see :func:`product_state`)."""
     factor = options.rates_to_eur[options.currency] / options.rates_to_eur[options.catalog_currency]
     price = state["price"].where(state["price"].notna(), state["last_price"]) * factor
+    names = state["name"].tolist()
+    if "category" in state.columns:
+        categories = [c if isinstance(c, str) and c else category_of(n)
+                      for c, n in zip(state["category"].tolist(), names, strict=True)]
+    else:
+        categories = [category_of(n) for n in names]
     return [
-        [sku, name, category_of(name), "unknown", format_price(p), options.catalog_currency, 1, "false", "true"]
-        for sku, name, p in zip(state.index.tolist(), state["name"].tolist(), price.tolist(), strict=True)
+        [sku, name, category, "unknown", format_price(p), options.catalog_currency, 1, "false", "true"]
+        for sku, name, category, p in zip(state.index.tolist(), names, categories, price.tolist(), strict=True)
     ]
 
 
