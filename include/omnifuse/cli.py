@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from omnifuse.config import Settings, load_settings
+from omnifuse.realdata import DATASETS
 
 
 def _cmd_warehouse(args: argparse.Namespace) -> int:
@@ -55,16 +56,17 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from omnifuse.realdata import online_retail
+    from omnifuse.realdata import dataset
 
-    lines = online_retail.read_lines(Path(args.src))
+    module = dataset(args.dataset)
+    lines = module.read_lines(Path(args.src))
     first, last = lines["business_date"].min(), lines["business_date"].max()
     start = date.fromisoformat(args.date_from) if args.date_from else first
     end = date.fromisoformat(args.date_to) if args.date_to else last
-    options = online_retail.ConvertOptions(shift_days=args.shift_days, empty=args.empty,
-                                           catalog_currency=args.catalog_currency)
+    currency = {"catalog_currency": args.catalog_currency} if args.catalog_currency else {}
+    options = module.ConvertOptions(shift_days=args.shift_days, empty=args.empty, **currency)
     started = time.perf_counter()
-    summary = online_retail.convert(lines, Path(args.out), start, end, options)
+    summary = module.convert(lines, Path(args.out), start, end, options)
     print(f"{args.dataset}: {len(lines):,} lines ({first} .. {last}); wrote {len(summary.days)} business dates "
           f"{summary.days[0]} .. {summary.days[-1]} to {args.out} in {time.perf_counter() - started:.1f}s: "
           f"{summary.pos_lines:,} POS lines ({summary.negative_lines:,} negative, {summary.anonymous_lines:,} "
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("convert", help="convert a real public data set into the landing zone (see omnifuse.realdata)")
-    p.add_argument("dataset", choices=["online-retail"])
+    p.add_argument("dataset", choices=sorted(DATASETS))
     p.add_argument("--src", required=True, help="the data set's file (.csv, .csv.gz, .parquet or .xlsx)")
     p.add_argument("--out", required=True, help="landing zone root (e.g. $OMNIFUSE_LANDING_DIR)")
     p.add_argument("--from", dest="date_from", help="first business date (default: the data's first)")
@@ -255,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shift-days", type=int, default=0, help="move every date and time by this many days")
     p.add_argument("--empty", choices=["manifest", "header"], default="manifest",
                    help="an empty delivery is a manifest listing no file (default) or header-only files")
-    p.add_argument("--catalog-currency", default="GBP", help="currency of the catalog prices (GBP or EUR)")
+    p.add_argument("--catalog-currency", default=None,
+                   help="currency of the catalog prices: the data set's own (default) or EUR")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("airflow-env", help="print shell exports for running Airflow on the embedded setup")
