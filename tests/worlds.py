@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 from omnifuse.dataset import Dataset
@@ -41,3 +44,23 @@ def purchase_world(seed: int = 0) -> Dataset:
         purchase=np.ones(len(users), bool), basket=np.array(baskets, np.int64),
         names=np.array(names, dtype=object),
     )
+
+
+@contextlib.contextmanager
+def loaded_warehouse(url: str, world: Path, days: list[date], model_store: Path,
+                     tuning_trials: int) -> Iterator[str]:
+    """The session's warehouse emptied, migrated and loaded with ``days`` of ``world`` (the DAG's functions per
+    day), with a model store and a tuning trial count of its own for as long as the block lasts."""
+    import pytest
+    from omnifuse import warehouse
+    from omnifuse.daily import run_day
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMNIFUSE_MODEL_STORE", str(model_store))
+        mp.setenv("OMNIFUSE_TUNING_TRIALS", str(tuning_trials))
+        with warehouse.transaction(url) as cur:
+            cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
+        warehouse.migrate(url)
+        for day in days:
+            run_day(day, world, url)
+        yield url

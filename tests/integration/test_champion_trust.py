@@ -14,7 +14,6 @@ import pytest
 from airflow.sdk import RetryAction
 from omnifuse import registry, warehouse
 from omnifuse.airflow_glue import OmnifuseRetryPolicy
-from omnifuse.daily import run_day
 from omnifuse.mart import publish_date
 from omnifuse.recommendations import ModelArtifactError, champion_version, load_model
 from omnifuse.training_run import Plan, RegisteredRunError, fuse_models, retrain, train_model
@@ -29,20 +28,10 @@ SMALL = ("popularity", "popularity_channel", "ease")
 @pytest.fixture(scope="module")
 def shop(tiny_world, warehouse_url, tmp_path_factory):
     """A new shop: three days of the tiny world loaded, no retrain yet."""
-    saved = {k: os.environ.get(k) for k in ("OMNIFUSE_MODEL_STORE", "OMNIFUSE_TUNING_TRIALS")}
-    os.environ["OMNIFUSE_MODEL_STORE"] = str(tmp_path_factory.mktemp("models"))
-    os.environ["OMNIFUSE_TUNING_TRIALS"] = "2"
-    with warehouse.transaction(warehouse_url) as cur:
-        cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
-    warehouse.migrate(warehouse_url)
-    for day in DAYS:
-        run_day(day, tiny_world, warehouse_url)
-    yield warehouse_url
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    from worlds import loaded_warehouse
+
+    with loaded_warehouse(warehouse_url, tiny_world, DAYS, tmp_path_factory.mktemp("models"), 2) as url:
+        yield url
 
 
 def _registry(url):

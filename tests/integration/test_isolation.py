@@ -7,9 +7,11 @@ their own server or refuse: the user's published mart is still there afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -91,48 +93,43 @@ def test_a_test_or_benchmark_refuses_an_external_warehouse_holding_published_mar
         warehouse.claim_disposable(user_warehouse)
 
 
-def test_a_database_holding_only_loaded_raw_and_staging_data_is_refused(warehouse_url):
-    """Issue 23 (10): somebody's warehouse that has loaded days but not built, trained or published anything yet
-    (rows only in raw, staging and ops.load_audit) is not disposable."""
+@contextlib.contextmanager
+def _scratch_database(warehouse_url: str, name: str) -> Iterator[str]:
+    """A new, empty database of the session's server (dropped afterwards); yields its URL."""
     admin = psycopg2.connect(warehouse_url)
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute("drop database if exists loaded_only with (force)")
-        cur.execute("create database loaded_only")
+        cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     dsn = admin.get_dsn_parameters()
-    url = f"postgresql://{dsn['user']}:@/loaded_only?host={dsn['host']}&port={dsn['port']}"
     try:
+        yield f"postgresql://{dsn['user']}:@/{name}?host={dsn['host']}&port={dsn['port']}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        admin.close()
+
+
+def test_a_database_holding_only_loaded_raw_and_staging_data_is_refused(warehouse_url):
+    """Issue 23 (10): somebody's warehouse that has loaded days but not built, trained or published anything yet
+    (rows only in raw, staging and ops.load_audit) is not disposable."""
+    with _scratch_database(warehouse_url, "loaded_only") as url:
         warehouse.migrate(url)
         with warehouse.transaction(url) as cur:
             cur.execute("insert into ops.load_audit (channel, business_date, files, lines_read, rows_staged, "
                         "rows_quarantined, duplicates_dropped) values ('store', '2026-11-02', 1, 10, 10, 0, 0)")
         with pytest.raises(warehouse.WarehouseError, match="ops.load_audit has rows"):
             warehouse.claim_disposable(url)
-    finally:
-        with admin.cursor() as cur:
-            cur.execute("drop database if exists loaded_only with (force)")
-        admin.close()
 
 
 def test_an_empty_external_database_is_claimed_once_and_then_accepted(warehouse_url):
-    admin = psycopg2.connect(warehouse_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("drop database if exists scratch_test with (force)")
-        cur.execute("create database scratch_test")
-    dsn = admin.get_dsn_parameters()
-    url = f"postgresql://{dsn['user']}:@/scratch_test?host={dsn['host']}&port={dsn['port']}"
-    try:
+    with _scratch_database(warehouse_url, "scratch_test") as url:
         warehouse.claim_disposable(url)
         warehouse.migrate(url)
         with warehouse.transaction(url) as cur:  # a test published something into it
             cur.execute("insert into mart.publish_log (business_date, table_name, rows_published, swap_lock_ms) "
                         "values ('2026-11-02', 'mart.channel_daily', 1, 1.0)")
         warehouse.claim_disposable(url)  # still ours: claimed while empty
-    finally:
-        with admin.cursor() as cur:
-            cur.execute("drop database if exists scratch_test with (force)")
-        admin.close()
 
 
 def test_pytest_sessions_use_their_own_server_even_when_the_user_names_a_warehouse(user_warehouse):

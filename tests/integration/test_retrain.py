@@ -9,7 +9,6 @@ import psycopg2
 import pytest
 from omnifuse import registry, warehouse
 from omnifuse.artifacts import ArtifactError
-from omnifuse.daily import run_day
 from omnifuse.dataset import Dataset
 from omnifuse.models import model_class
 from omnifuse.training_run import BlockedDateError, Plan, retrain
@@ -32,22 +31,10 @@ def retrain_world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(retrain_world, warehouse_url, tmp_path_factory):
-    import os
+    from worlds import loaded_warehouse
 
-    saved = {k: os.environ.get(k) for k in ("OMNIFUSE_MODEL_STORE", "OMNIFUSE_TUNING_TRIALS")}
-    os.environ["OMNIFUSE_MODEL_STORE"] = str(tmp_path_factory.mktemp("models"))
-    os.environ["OMNIFUSE_TUNING_TRIALS"] = "1"
-    with warehouse.transaction(warehouse_url) as cur:
-        cur.execute("drop schema if exists raw, staging, quarantine, core, ml, mart, ops cascade")
-    warehouse.migrate(warehouse_url)
-    for day in DAYS:
-        run_day(day, retrain_world, warehouse_url)
-    yield warehouse_url
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with loaded_warehouse(warehouse_url, retrain_world, DAYS, tmp_path_factory.mktemp("models"), 1) as url:
+        yield url
 
 
 def _metrics(url, run_id):
