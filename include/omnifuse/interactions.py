@@ -143,11 +143,16 @@ def promote_validated(cur: psycopg2.extensions.cursor, business_date: date, sett
         cur.execute(sql.SQL("analyze {}").format(part))
         cur.execute(
             """
-            insert into core.validated_builds as v (event_date, business_date, rows_validated, own_run_validated,
-                                                   validated_at)
-            values (%(event_date)s, %(business_date)s, %(rows)s, %(own)s, now())
+            insert into core.validated_builds as v (event_date, business_date, rows_validated, own_batch,
+                                                   own_run_validated, validated_at)
+            select %(event_date)s, %(business_date)s, %(rows)s,
+                   exists (  -- the build read the date's own arrival batch only if its staging gate passed
+                       select 1 from ops.quality_status as q
+                       where q.gate = 'staging' and q.business_date = %(event_date)s and q.passed),
+                   %(own)s, now()
             on conflict (event_date) do update set
                 business_date = excluded.business_date, rows_validated = excluded.rows_validated,
+                own_batch = excluded.own_batch,
                 own_run_validated = v.own_run_validated or excluded.own_run_validated,
                 validated_at = excluded.validated_at
             """,

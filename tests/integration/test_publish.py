@@ -382,9 +382,15 @@ def test_channel_daily_shows_gross_sales_returns_and_net_revenue(published):
 
 
 def test_segments_and_channel_metrics_skip_unusable_dates(published):
-    """A real failed gate (absurd quantities planted in the first day's staging partition) makes that date
-    unusable in the real core.usable_dates; the published segments and channel metrics then leave it out."""
+    """A real failed gate (absurd quantities planted in the first day's staging partition, re-gated): the date
+    keeps its validated build (verdicts per build) until the next day's run rebuilds it without that batch; then
+    it is unusable in the real core.usable_dates, and the published segments and channel metrics leave it out."""
+    from omnifuse.interactions import build_interactions
     from omnifuse.quality import QualityGateError, run_gate
+
+    def rebuild_next_day() -> None:
+        build_interactions(DAYS[1], url=published)
+        run_gate("core", DAYS[1], url=published, run_id="rebuilt")
 
     blocked = DAYS[0]
     partition = sql.Identifier("staging", f"store_sales_p{blocked:%Y%m%d}")
@@ -400,6 +406,8 @@ def test_segments_and_channel_metrics_skip_unusable_dates(published):
     try:
         with pytest.raises(QualityGateError, match="store_sales"):
             run_gate("staging", blocked, url=published, run_id="blocked")
+        assert blocked in {d for (d,) in _rows(published, "select event_date from core.usable_dates")}
+        rebuild_next_day()  # its build now lacks the blocked batch
         assert blocked not in {d for (d,) in _rows(published, "select event_date from core.usable_dates")}
         publish_mart(D, url=published)
         assert _rows(published, "select count(*) from mart.channel_daily where event_date = %s", (blocked,)) == [(0,)]
@@ -411,6 +419,7 @@ def test_segments_and_channel_metrics_skip_unusable_dates(published):
                                 "where (s._source_file, s._line_no) = (k._source_file, k._line_no)").format(partition))
             cur.execute("drop table public.kept_quantities")
         run_gate("staging", blocked, url=published, run_id="unblocked")
+        rebuild_next_day()
         publish_mart(D, url=published)
     assert blocked in {d for (d,) in _rows(published, "select event_date from core.usable_dates")}
 
