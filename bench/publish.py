@@ -1,4 +1,4 @@
-"""Publishing throughput and swap lock time, against a bare COPY of the same rows measured in the same run.
+"""Publishing throughput and row-replace time, against a bare COPY of the same rows measured in the same run.
 
     .venv/bin/python bench/publish.py [--customers 1000000] [--k 20]
 
@@ -7,9 +7,10 @@ the world's own customers (``publish_date``: scoring, reasons, contributions, fa
 scoring output for ``--customers`` customers x top-``--k`` (20 M rows by default) is COPYed into
 ``ml.recommendation_batches`` as the mapped scoring tasks would leave it, and ``publish_mart`` — the DAG's
 last task — builds every mart table aside (bulk primary keys), runs the output checks, attaches the history
-partition (not a copy) and swaps the tables in. Baseline: a bare COPY of the same rows into an unindexed table.
-Prints rows/s of both, their ratio (target >= 0.5), the longest time a swap held its lock (target < 1 s) and the
-peak RSS of the benchmark process.
+partition (not a copy) and replaces each live table's rows in place (delete + insert, so REPEATABLE READ readers
+keep their snapshot). Baseline: a bare COPY of the same rows into an unindexed table. Prints rows/s of both,
+their ratio (target >= 0.5), the longest row replace (a lock BI reads never wait for) and the peak RSS of the
+benchmark process.
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ def main() -> int:
         ratio = copy_s / publish_s
         print(f"ratio publish / bare COPY = {ratio:.2f} "
               f"(target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'})")
-        print(f"longest swap lock: {summary['max_swap_ms']:.1f} ms (target < 1000 ms: "
-              f"{'met' if summary['max_swap_ms'] < 1000 else 'NOT met'})")
+        print(f"longest row replace: {summary['max_swap_ms']:.1f} ms (BI reads never wait for it; a table-level "
+              "lock such as VACUUM FULL would)")
         print(f"publish_mart phases (s): {summary['phase_seconds']}")
     return 0
 
