@@ -75,7 +75,7 @@ def pipeline_summary(business_date: date, url: str | None = None) -> str:
     out += ["", f"  {'model (holdout)':<{width}} {'NDCG@10':>7} {'90% interval':>15} {'Recall@20':>9} {'cov@20':>7}"]
     out += [f"  {m:<{width}} {n:7.4f} {_interval(lo, hi):>15} {r:9.4f} {c:7.3f}" for m, n, lo, hi, r, c in models]
     out += ["", f"champion: {facts.get('champion')} — {facts.get('champion_reason')}", "", "published:"]
-    out += [f"  {t:<36} {n:>9,} rows  swap lock {ms} ms" for t, n, ms in published]
+    out += [f"  {t:<36} {n:>9,} rows  replaced in {ms} ms" for t, n, ms in published]
     return "\n".join(out)
 
 
