@@ -197,7 +197,6 @@ def resolve_identities(business_date: date, *, url: str | None = None, max_crm_l
     max_links = settings.identity_max_crm_links if max_crm_links is None else max_crm_links
     started = time.perf_counter()
     with warehouse.transaction(url) as cur:
-        cur.execute("set local timezone = 'UTC'")
         warehouse.lock(cur, "identity")
         cur.execute("delete from core.identity_observations where evidence_date = %s", (business_date,))
         cur.execute(warehouse.sql_text("identity/observations.sql"), {"business_date": business_date})

@@ -696,7 +696,6 @@ def load_source(
     started = time.perf_counter()
     block = block_bytes(settings)
     limit = line_limit(settings)
-    cur.execute("set local timezone = 'UTC'")
     warehouse.lock(cur, "ingest", source.name, business_date)
     raw_part = _fresh_partition(cur, "raw", source.table, business_date)
     _fresh_partition(cur, "quarantine", source.table, business_date)

@@ -78,7 +78,6 @@ def build_interactions(
     started = time.perf_counter()
     built = []
     with warehouse.transaction(url) as cur:
-        cur.execute("set local timezone = 'UTC'")
         warehouse.lock(cur, "interactions")
         repointed = _reattribute_history(cur, "interactions", window)
         for event_date in window:

@@ -243,6 +243,25 @@ def _history(cur, table: str, business_date: date) -> None:
         _history_parent(table), sql.Identifier("mart", name), sql.Literal(business_date.isoformat())))
 
 
+def _with_short_lock_timeout(cur, *statements: sql.Composable) -> bool:
+    """Run ``statements`` in a savepoint under a 1 s ``lock_timeout``: True when they ran, False (rolled back to
+    the savepoint) when a lock was not granted in time. The session's ``lock_timeout`` holds afterwards either way.
+    """
+    cur.execute("show lock_timeout")
+    session_timeout = cur.fetchone()[0]
+    cur.execute("savepoint short_lock")
+    try:
+        cur.execute("set local lock_timeout = '1s'")
+        for statement in statements:
+            cur.execute(statement)
+    except psycopg2.errors.LockNotAvailable:
+        cur.execute("rollback to savepoint short_lock")  # undoes the set local too
+        return False
+    cur.execute("release savepoint short_lock")
+    cur.execute("set local lock_timeout = %s", (session_timeout,))
+    return True
+
+
 def _expire_history(cur, table: str, cutoff: date, keep: set[date]) -> list[date]:
     """Drop ``mart.<table>_history``'s partitions older than ``cutoff`` (never those of ``keep``: the live date).
 
@@ -251,22 +270,15 @@ def _expire_history(cur, table: str, cutoff: date, keep: set[date]) -> list[date
     hold the table (history past retention is no reason to fail or to hold up a publish). Returns what it dropped.
     """
     dropped = []
-    cur.execute("show lock_timeout")
-    session_timeout = cur.fetchone()[0]
     for day, name in sorted(_history_partitions(cur, table).items()):
         if day >= cutoff or day in keep:
             continue
-        cur.execute("savepoint expire")
-        try:
-            cur.execute("set local lock_timeout = '1s'")
-            cur.execute(sql.SQL("drop table {}").format(sql.Identifier("mart", name)))
-            cur.execute("release savepoint expire")
+        drop = sql.SQL("drop table {}").format(sql.Identifier("mart", name))
+        if _with_short_lock_timeout(cur, drop):
             dropped.append(day)
-        except psycopg2.errors.LockNotAvailable:
-            cur.execute("rollback to savepoint expire")
+        else:
             log.warning("mart.%s (history of %s, past retention) is being read: left for the next publish",
                         name, day)
-    cur.execute("set local lock_timeout = %s", (session_timeout,))
     return dropped
 
 
@@ -285,23 +297,13 @@ def _replace(cur, table: str, attempts: int = 10) -> float:
     key = _primary_key(cur, table)
     insert = (sql.SQL("insert into {} select * from {} order by {}").format(live, _next(table), key) if key
               else sql.SQL("insert into {} select * from {}").format(live, _next(table)))
-    cur.execute("show lock_timeout")
-    session_timeout = cur.fetchone()[0]
     for attempt in range(attempts):
-        cur.execute("savepoint swap")
         started = time.perf_counter()
-        try:
-            cur.execute("set local lock_timeout = '1s'")
-            cur.execute(sql.SQL("delete from {}").format(live))
-            cur.execute(insert)
-            cur.execute("release savepoint swap")
-            cur.execute("set local lock_timeout = %s", (session_timeout,))  # the rest keeps the session's
+        if _with_short_lock_timeout(cur, sql.SQL("delete from {}").format(live), insert):
             return (time.perf_counter() - started) * 1000
-        except psycopg2.errors.LockNotAvailable:
-            cur.execute("rollback to savepoint swap")
-            log.warning("replacing the rows of mart.%s waited past lock_timeout (attempt %d); retrying", table,
-                        attempt + 1)
-            time.sleep(0.5 * (attempt + 1))
+        log.warning("replacing the rows of mart.%s waited past lock_timeout (attempt %d); retrying", table,
+                    attempt + 1)
+        time.sleep(0.5 * (attempt + 1))
     raise RuntimeError(f"could not publish mart.{table}: a lock on it (LOCK TABLE, VACUUM FULL, ALTER) was held "
                        f"for {attempts} attempts; clear the task to retry (nothing was published).")
 
